@@ -1,0 +1,61 @@
+// swift-tools-version: 6.1
+// tally: a self-hosted inference server for small int8 language models that meters what every request cost.
+// The target graph follows ../shared/design.md section 2; a target imports only what is listed beside it.
+import PackageDescription
+
+/// Hot-loop targets are optimised even under `swift test` (debug): unsafeFlags come after SwiftPM's
+/// `-Onone`/`-O0`, so they win. Never put work inside `precondition` in these targets: `-Ounchecked`
+/// deletes the whole expression, side effects included.
+let optimisedSwift: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+let optimisedC: [CSetting] = [.unsafeFlags(["-O3"])]
+
+let package = Package(
+    name: "tally",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tally", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // Read (mmap) and write GGUF v3; tensor codecs; key strings and tensor names live here.
+        .target(name: "GGUF"),
+        // Q8_0 dot/GEMV/GEMM in C with AVX-512 VNNI, AVX2 and scalar versions chosen at run time.
+        .target(name: "CKernels", cSettings: optimisedC),
+        // Swift face of the kernels, f32 ops, the compute thread pool, scalar references.
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: optimisedSwift),
+        // Byte-level BPE and SentencePiece BPE from GGUF metadata, streaming detokenizer, chat templates.
+        .target(name: "Tokenization", dependencies: ["GGUF"]),
+        // Model config, weights as views into the mmap, paged KV storage, the forward pass.
+        .target(name: "ModelRuntime", dependencies: ["GGUF", "Kernels"], swiftSettings: optimisedSwift),
+        // Logits -> token.
+        .target(name: "Sampling"),
+        // Requests, scheduler, block pool, prefix cache, engine loop. Token ids only.
+        .target(name: "Engine", dependencies: ["ModelRuntime", "Sampling"]),
+        // Usage records, prices, cost model, store, reports.
+        .target(name: "Metering"),
+        // Any supported GGUF -> Q8_0 GGUF, and the default model (`tally pull`).
+        .target(name: "Quantizer", dependencies: [
+            "GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // OpenAI-compatible HTTP routes.
+        .target(name: "OpenAIServer", dependencies: ["Engine", "Tokenization", "Metering"]),
+        // Workloads, load generator, results.
+        .target(name: "BenchKit", dependencies: ["Engine", "Tokenization", "Metering"]),
+        // `tally` subcommands: thin, no logic of their own.
+        .executableTarget(name: "CLI", dependencies: [
+            "GGUF", "Kernels", "Tokenization", "ModelRuntime", "Sampling", "Engine", "Metering",
+            "Quantizer", "OpenAIServer", "BenchKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Tests only: tiny synthetic models, GGUF byte builders, goldens.
+        .target(name: "TestSupport", dependencies: ["GGUF"]),
+
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "QuantizerTests", dependencies: ["Quantizer", "GGUF", "TestSupport"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,1 @@
+// Metering: usage records, prices, cost model, store, reports (issue 7).

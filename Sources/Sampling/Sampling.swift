@@ -1,0 +1,1 @@
+// Sampling: logits -> token (issue 5).
