@@ -157,6 +157,7 @@ package enum GGUFParser {
         var tensors: [GGUFTensorInfo] = []
         tensors.reserveCapacity(Int(tensorCount))
         var names = Set<String>()
+        var pending: [(String, [Int], GGMLType, UInt64)] = []
         for _ in 0..<Int(tensorCount) {
             let infoOffset = r.offset
             let name = try r.string(what: "tensor name")
@@ -189,16 +190,18 @@ package enum GGUFParser {
             guard tensorOffset % UInt64(alignment) == 0 else {
                 throw .misalignedTensor(tensor: name, offset: tensorOffset, alignment: alignment)
             }
-            guard let offset = Int(exactly: tensorOffset), offset <= buffer.count else {
-                throw .tensorOutOfBounds(tensor: name, offset: tensorOffset, byteCount: type.byteCount(elements: elements), dataSize: 0)
-            }
-            tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: offset))
+            pending.append((name, dims, type, tensorOffset))
         }
 
+        // Bounds need the data section's start, known only after the last tensor info.
         let dataOffset = alignUp(r.offset, alignment)
         let dataSize = max(0, buffer.count - dataOffset)
-        for t in tensors where t.offset + t.byteCount > dataSize || (dataOffset > buffer.count && t.byteCount > 0) {
-            throw .tensorOutOfBounds(tensor: t.name, offset: UInt64(t.offset), byteCount: t.byteCount, dataSize: dataSize)
+        for (name, dims, type, tensorOffset) in pending {
+            let byteCount = type.byteCount(elements: dims.reduce(1, *))
+            guard tensorOffset <= UInt64(dataSize), byteCount <= dataSize - Int(tensorOffset) else {
+                throw .tensorOutOfBounds(tensor: name, offset: tensorOffset, byteCount: byteCount, dataSize: dataSize)
+            }
+            tensors.append(GGUFTensorInfo(name: name, dimensions: dims, type: type, offset: Int(tensorOffset)))
         }
         return Parsed(version: version, metadata: metadata, tensors: tensors, alignment: alignment, dataOffset: dataOffset)
     }

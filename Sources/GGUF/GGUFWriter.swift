@@ -57,25 +57,28 @@ package enum GGUFWriter {
         }
         var committed = false
         defer { if !committed { try? FileManager.default.removeItem(atPath: temporary) } }
-        do {
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-            defer { try? handle.close() }
-            try handle.write(contentsOf: header(metadata: metadata, tensors: tensors))
-            for (i, t) in tensors.enumerated() {
-                let bytes = try data(i)
-                guard bytes.count == t.byteCount else {
-                    throw GGUFError.tensorDataSize(tensor: t.name, expected: t.byteCount, got: bytes.count)
-                }
-                try handle.write(contentsOf: bytes)
-                let padding = alignUp(bytes.count, alignment) - bytes.count
-                if padding > 0 { try handle.write(contentsOf: [UInt8](repeating: 0, count: padding)) }
-            }
-            try handle.synchronize()
-        } catch let error as GGUFError {
-            throw error
-        } catch {
+        let handle: FileHandle
+        do { handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary)) } catch {
             throw GGUFError.writeFailed(path: temporary, reason: "\(error)")
         }
+        defer { try? handle.close() }
+        /// File errors become writeFailed; errors from `data` pass through unchanged.
+        func io(_ body: () throws -> Void) throws {
+            do { try body() } catch { throw GGUFError.writeFailed(path: temporary, reason: "\(error)") }
+        }
+        try io { try handle.write(contentsOf: header(metadata: metadata, tensors: tensors)) }
+        for (i, t) in tensors.enumerated() {
+            let bytes = try data(i)
+            guard bytes.count == t.byteCount else {
+                throw GGUFError.tensorDataSize(tensor: t.name, expected: t.byteCount, got: bytes.count)
+            }
+            let padding = alignUp(bytes.count, alignment) - bytes.count
+            try io {
+                try handle.write(contentsOf: bytes)
+                if padding > 0 { try handle.write(contentsOf: [UInt8](repeating: 0, count: padding)) }
+            }
+        }
+        try io { try handle.synchronize() }
         guard rename(temporary, path) == 0 else {
             throw GGUFError.writeFailed(path: path, reason: String(cString: strerror(errno)))
         }

