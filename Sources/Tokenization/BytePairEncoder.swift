@@ -1,0 +1,187 @@
+// Byte-level BPE (`tokenizer.ggml.model = gpt2`): each pre-token word starts as one token per byte and
+// adjacent pairs merge by rank, lowest first, until no listed pair remains.
+//
+// Algorithm: the word is a doubly linked list of symbols (token ids). Every adjacent pair that has a
+// merge goes into a min-heap keyed by (rank, left position), so ties go to the leftmost pair as in
+// llama.cpp and HF tokenizers. Popping an entry re-checks the pair still exists (a neighbour may have
+// merged away since it was pushed); a merge pushes only the two new pairs around the merged symbol.
+// Each merge costs O(log n), so a long word costs O(n log n), never a rescan per merge.
+
+/// Merge rank and result of a pair of token ids, in an open-addressing table keyed by the two ids
+/// packed into one UInt64 (a Dictionary of tuples hashes several times slower in the hot loop).
+struct MergeTable: Sendable {
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let mask: Int
+    private static let empty = UInt64.max
+
+    init(capacityFor count: Int) {
+        var capacity = 16
+        while capacity < count * 2 { capacity <<= 1 }
+        keys = [UInt64](repeating: Self.empty, count: capacity)
+        values = [UInt64](repeating: 0, count: capacity)
+        mask = capacity - 1
+    }
+
+    @inline(__always) static func key(_ left: TokenID, _ right: TokenID) -> UInt64 {
+        UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
+    }
+
+    @inline(__always) static func slot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 20)
+    }
+
+    /// Keeps the first (lowest-rank) entry when a pair is listed twice.
+    mutating func insert(left: TokenID, right: TokenID, rank: Int32, result: TokenID) {
+        let key = Self.key(left, right)
+        var slot = Self.slot(key) & mask
+        while keys[slot] != Self.empty {
+            if keys[slot] == key { return }
+            slot = (slot + 1) & mask
+        }
+        keys[slot] = key
+        values[slot] = UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(bitPattern: result))
+    }
+
+    /// (rank << 32 | result) of the pair, or nil.
+    @inline(__always) func find(_ left: TokenID, _ right: TokenID) -> UInt64? {
+        let key = Self.key(left, right)
+        var slot = Self.slot(key) & mask
+        while true {
+            let k = keys[slot]
+            if k == key { return values[slot] }
+            if k == Self.empty { return nil }
+            slot = (slot + 1) & mask
+        }
+    }
+}
+
+struct BytePairEncoder: Sendable {
+    let merges: MergeTable
+    /// Token of each single byte's byte-level character ("Ġ" for 0x20); -1 if the vocabulary lacks it.
+    let byteTokens: [TokenID]
+
+    init(vocabulary: Vocabulary, merges mergeList: [String]) throws(TokenizationError) {
+        var byteTokens = [TokenID](repeating: -1, count: 256)
+        for byte in 0..<256 {
+            var text: [UInt8] = []
+            ByteLevel.encode([UInt8(byte)], into: &text)
+            byteTokens[byte] = vocabulary.id(of: text) ?? -1
+        }
+        self.byteTokens = byteTokens
+
+        var table = MergeTable(capacityFor: mergeList.count)
+        var joined: [UInt8] = []
+        for (rank, merge) in mergeList.enumerated() {
+            let bytes = Array(merge.utf8)
+            // llama.cpp splits at the first space after position 0, so a merge may start with a space byte.
+            guard bytes.count >= 3, let split = bytes[1...].firstIndex(of: 0x20) else { continue }
+            let left = Array(bytes[..<split]), right = Array(bytes[(split + 1)...])
+            joined.removeAll(keepingCapacity: true)
+            joined.append(contentsOf: left)
+            joined.append(contentsOf: right)
+            // A merge whose parts or result are not tokens can never fire on token ids; converted
+            // vocabularies have none (see README "Tokenization" for this divergence from llama.cpp).
+            guard let l = vocabulary.id(of: left), let r = vocabulary.id(of: right),
+                  let result = vocabulary.id(of: joined) else { continue }
+            table.insert(left: l, right: r, rank: Int32(rank), result: result)
+        }
+        self.merges = table
+    }
+
+    /// Scratch reused across the words of one encode call.
+    struct Scratch {
+        var symbols: [TokenID] = []
+        var previous: [Int32] = []
+        var next: [Int32] = []
+        var heap: [UInt64] = []
+    }
+
+    /// Appends the tokens of one word (raw bytes) to `output`.
+    func encode(word: UnsafeBufferPointer<UInt8>, scratch: inout Scratch, into output: inout [TokenID]) {
+        let count = word.count
+        if count == 0 { return }
+        if count == 1 {
+            appendByte(word[0], into: &output)
+            return
+        }
+        scratch.symbols.removeAll(keepingCapacity: true)
+        scratch.previous.removeAll(keepingCapacity: true)
+        scratch.next.removeAll(keepingCapacity: true)
+        scratch.heap.removeAll(keepingCapacity: true)
+        for i in 0..<count {
+            scratch.symbols.append(byteTokens[Int(word[i])])
+            scratch.previous.append(Int32(i - 1))
+            scratch.next.append(i + 1 < count ? Int32(i + 1) : -1)
+        }
+        for i in 0..<(count - 1) { pushPair(at: i, &scratch) }
+
+        while let top = popMin(&scratch.heap) {
+            let rank = UInt32(truncatingIfNeeded: top >> 32)
+            let left = Int(UInt32(truncatingIfNeeded: top))
+            let right = Int(scratch.next[left])
+            // Stale if the left symbol was absorbed (-2), is now last, or the pair changed.
+            guard scratch.symbols[left] != -2, right >= 0,
+                  let found = merges.find(scratch.symbols[left], scratch.symbols[right]),
+                  UInt32(truncatingIfNeeded: found >> 32) == rank else { continue }
+            scratch.symbols[left] = TokenID(truncatingIfNeeded: UInt32(truncatingIfNeeded: found))
+            scratch.symbols[right] = -2
+            let after = scratch.next[right]
+            scratch.next[left] = after
+            if after >= 0 { scratch.previous[Int(after)] = Int32(left) }
+            let before = Int(scratch.previous[left])
+            if before >= 0 { pushPair(at: before, &scratch) }
+            if after >= 0 { pushPair(at: left, &scratch) }
+        }
+
+        // A negative id left here is a byte without a token (malformed vocabulary): dropped, as llama.cpp does.
+        var i = 0
+        while i >= 0 {
+            let id = scratch.symbols[i]
+            if id >= 0 { output.append(id) }
+            i = Int(scratch.next[i])
+        }
+    }
+
+    @inline(__always) func appendByte(_ byte: UInt8, into output: inout [TokenID]) {
+        let id = byteTokens[Int(byte)]
+        if id >= 0 { output.append(id) }
+    }
+
+    @inline(__always) private func pushPair(at left: Int, _ scratch: inout Scratch) {
+        let right = Int(scratch.next[left])
+        guard right >= 0, let found = merges.find(scratch.symbols[left], scratch.symbols[right]) else { return }
+        pushHeap(&scratch.heap, (found & 0xFFFF_FFFF_0000_0000) | UInt64(left))
+    }
+}
+
+// A binary min-heap over UInt64 (rank in the high half, position in the low half).
+@inline(__always) private func pushHeap(_ heap: inout [UInt64], _ value: UInt64) {
+    heap.append(value)
+    var child = heap.count - 1
+    while child > 0 {
+        let parent = (child - 1) >> 1
+        if heap[parent] <= value { break }
+        heap[child] = heap[parent]
+        child = parent
+    }
+    heap[child] = value
+}
+
+@inline(__always) private func popMin(_ heap: inout [UInt64]) -> UInt64? {
+    guard let last = heap.popLast() else { return nil }
+    if heap.isEmpty { return last }
+    let top = heap[0]
+    var parent = 0
+    let count = heap.count
+    while true {
+        var child = 2 * parent + 1
+        if child >= count { break }
+        if child + 1 < count && heap[child + 1] < heap[child] { child += 1 }
+        if last <= heap[child] { break }
+        heap[parent] = heap[child]
+        parent = child
+    }
+    heap[parent] = last
+    return top
+}

@@ -1,0 +1,58 @@
+// The llama.cpp reference cases of smollm2-135m.md, on the committed vocab-only fixture (always) and on
+// the real model (skipped with a message when it is absent): ids, pieces, EOG set, chat prompt.
+
+import Testing
+@testable import Tokenization
+
+enum ReferenceChecks {
+    static func nineCases(_ tokenizer: Tokenizer) {
+        for (text, ids) in LlamaCppReference.cases {
+            #expect(tokenizer.encode(text) == ids, "\(text.debugDescription)")
+            #expect(tokenizer.decode(ids) == text, "decode \(text.debugDescription)")
+        }
+    }
+
+    static func metadataFacts(_ tokenizer: Tokenizer) {
+        #expect(tokenizer.kind == .bytePairEncoding(.smollm))
+        #expect(tokenizer.vocabularySize == 49152)
+        #expect(tokenizer.bosTokenID == 1)
+        #expect(tokenizer.eosTokenID == 2)
+        #expect(tokenizer.addBOS == false)
+        #expect(tokenizer.endOfGenerationIDs == [0, 2, 4])
+        #expect(tokenizer.tokenText(905) == "Ġworld")
+        #expect(tokenizer.tokenType(0) == .control)
+        #expect(tokenizer.tokenType(17) == .normal)
+        #expect(LlamaCppReference.cases[0].1.map(tokenizer.piece) == LlamaCppReference.piecesOfFirst)
+    }
+
+    static func chatPrompt(_ tokenizer: Tokenizer) {
+        let detection = ChatTemplate.detect(tokenizer.chatTemplate)
+        #expect(detection.warning == nil)
+        let prompt = detection.template.render([ChatMessage(role: "user", content: "What is the capital of France?")],
+                                               addGenerationPrompt: true)
+        #expect(prompt == LlamaCppReference.chatPrompt)
+        #expect(tokenizer.encode(prompt).count == 37)
+    }
+}
+
+@Suite struct FixtureReferenceTests {
+    @Test func nineLlamaCppCases() throws { ReferenceChecks.nineCases(try TokenizerFixtures.fixtureTokenizer()) }
+    @Test func metadataFacts() throws { ReferenceChecks.metadataFacts(try TokenizerFixtures.fixtureTokenizer()) }
+    @Test func chatPromptIs37Tokens() throws { ReferenceChecks.chatPrompt(try TokenizerFixtures.fixtureTokenizer()) }
+
+    @Test func withoutSpecialParsingControlTextIsPlainText() throws {
+        let tokenizer = try TokenizerFixtures.fixtureTokenizer()
+        let ids = tokenizer.encode("<|im_start|>user", parseSpecial: false)
+        #expect(ids.map(tokenizer.tokenText) == ["<", "|", "im", "_", "start", "|", ">", "user"])
+        #expect(tokenizer.decode(ids) == "<|im_start|>user")
+    }
+}
+
+@Suite(.enabled(if: TokenizerFixtures.realModelPath != nil, Comment(rawValue: TokenizerFixtures.realModelMissing)))
+struct RealModelReferenceTests {
+    func tokenizer() throws -> Tokenizer { try #require(TokenizerFixtures.real).get() }
+
+    @Test func nineLlamaCppCases() throws { ReferenceChecks.nineCases(try tokenizer()) }
+    @Test func metadataFacts() throws { ReferenceChecks.metadataFacts(try tokenizer()) }
+    @Test func chatPromptIs37Tokens() throws { ReferenceChecks.chatPrompt(try tokenizer()) }
+}
