@@ -267,6 +267,13 @@ def whitespace(rng, n):
     return out
 
 
+def long_words(rng):
+    """Single words of thousands of characters: the merge loop's worst case (no pre-token boundary)."""
+    letters = "abcdefghijklmnopqrstuvwxyzéüß"
+    return ["a" * 3000, "ab" * 1500, "é" * 1000, "😀" * 300, " " + "x" * 2500,
+            "".join(rng.choice(letters) for _ in range(2000)), "".join(rng.choice("0123456789") for _ in range(500))]
+
+
 def load_vocab():
     reader = gguf.GGUFReader(str(VOCAB))
     f = reader.fields
@@ -311,7 +318,7 @@ def main():
             raise SystemExit(f"oracle disagrees with llama.cpp on {text!r}:\n got  {got}\n want {ids}")
 
     rng = random.Random(20261122)
-    strings = [t for t, _ in REFERENCES] + HAND + generated(rng, 120) + numbers(rng, 40) + whitespace(rng, 30)
+    strings = [t for t, _ in REFERENCES] + HAND + generated(rng, 120) + numbers(rng, 40) + whitespace(rng, 30) + long_words(rng)
     seen, unique = set(), []
     for s in strings:
         if s not in seen:

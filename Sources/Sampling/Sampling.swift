@@ -1,1 +1,0 @@
-// Sampling: logits -> token (issue 5).
