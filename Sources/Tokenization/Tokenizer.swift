@@ -4,8 +4,6 @@
 
 import GGUF
 
-package typealias TokenID = Int32
-
 package struct Tokenizer: Sendable {
     package enum Kind: Sendable, Equatable {
         /// `tokenizer.ggml.model = gpt2`, with its pre-tokenizer.
