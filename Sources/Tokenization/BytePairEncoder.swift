@@ -7,6 +7,8 @@
 // merged away since it was pushed); a merge pushes only the two new pairs around the merged symbol.
 // Each merge costs O(log n), so a long word costs O(n log n), never a rescan per merge.
 
+import GGUF
+
 /// Merge rank and result of a pair of token ids, in an open-addressing table keyed by the two ids
 /// packed into one UInt64 (a Dictionary of tuples hashes several times slower in the hot loop).
 struct MergeTable: Sendable {

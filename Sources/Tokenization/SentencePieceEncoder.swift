@@ -3,6 +3,8 @@
 // merges first (ties: leftmost), as llama.cpp's llm_tokenizer_spm. Characters left that are not tokens
 // fall back to byte tokens "<0xXX>".
 
+import GGUF
+
 struct SentencePieceEncoder: Sendable {
     /// Token "<0xXX>" for each byte (or the byte itself as a one-byte token); nil where neither exists.
     let byteTokens: [TokenID?]

@@ -6,6 +6,8 @@
 // scan would give <ab> + cd. To keep it cheap, one pass first finds every occurrence of every special
 // token (bucketed by first byte); only tokens that occur are then applied, longest first.
 
+import GGUF
+
 enum Fragment: Equatable {
     case text(Range<Int>)
     case token(TokenID)

@@ -2,6 +2,8 @@
 // token may end inside a UTF-8 character (an emoji is often 4 byte tokens), so the bytes of an
 // unfinished character are held back until the tokens that complete it arrive.
 
+import GGUF
+
 package struct StreamingDetokenizer: Sendable {
     private let tokenizer: Tokenizer
     private let renderSpecial: Bool
