@@ -3,6 +3,8 @@
 // llama.cpp's llm_chat_apply_template, plus the ChatML default system prompt some templates carry.
 // BOS is never written into the text: the caller adds `bosTokenID` when the tokenizer's `addBOS` says so.
 
+import GGUF
+
 package struct ChatMessage: Sendable, Equatable {
     package var role: String
     package var content: String

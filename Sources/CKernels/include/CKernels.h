@@ -1,11 +1,90 @@
-// CKernels: the hot int8 loops in C (issue 5 fills this in). Each kernel has a scalar reference.
+// CKernels: the hot loops of inference in C. Q8_0 kernels have scalar, AVX2 and AVX-512 VNNI forms chosen
+// at run time from the CPU's features (no -march flag, so the binary runs on any x86-64 and builds on
+// arm64 with the scalar path). Every vector kernel is tested against its scalar form.
 #ifndef TALLY_CKERNELS_H
 #define TALLY_CKERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-/// Dot product of one Q8_0 row (n/32 blocks of {f16 d; int8 q[32]}) with int8-quantized activations
-/// (n/32 blocks of scale xs[b] and int8 xq[32]); scalar reference.
-float tally_q8_0_dot_scalar(const void *row, const float *xs, const int8_t *xq, int n);
+// ---- Instruction-set level ------------------------------------------------------------------------
+
+enum { TALLY_ISA_SCALAR = 0, TALLY_ISA_AVX2 = 1, TALLY_ISA_AVX512_VNNI = 2 };
+
+/// The best level this CPU supports.
+int tally_isa_detect(void);
+/// The level the kernels use now (the detected one unless forced).
+int tally_isa_current(void);
+/// Forces a level (tests compare levels); a level above the detected one is clamped. Returns the level set.
+int tally_isa_force(int level);
+const char *tally_isa_name(int level);
+
+// ---- Q8_0 ------------------------------------------------------------------------------------------
+// A Q8_0 row of k values is k/32 blocks of { uint16 f16 scale; int8 q[32] } (34 bytes).
+// Activations are quantized once per row to int8 per 32-block, as ggml's quantize_row_q8_0 does:
+// scale d = f16(amax/127) kept as float in xd[b], q = round-half-even(x * 127/amax).
+
+/// Quantizes `rows` rows of k floats (row stride k): xd [rows, k/32], xq [rows, k].
+void tally_quantize_rows_q8(const float *x, int rows, int k, float *xd, int8_t *xq);
+void tally_quantize_rows_q8_scalar(const float *x, int rows, int k, float *xd, int8_t *xq);
+
+/// y[c * ldy + r] = dot(W row r, x column c) for rows [row_begin, row_end) and columns [0, cols).
+/// W is Q8_0 with rows of k values; x is quantized (xd [cols, k/32], xq [cols, k]).
+void tally_gemm_q8(const void *w, int k, int row_begin, int row_end,
+                   const float *xd, const int8_t *xq, int cols, float *y, int ldy);
+void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
+                          const float *xd, const int8_t *xq, int cols, float *y, int ldy);
+
+// ---- f32 / f16 weights -------------------------------------------------------------------------------
+
+/// y[c * ldy + r] = dot(W row r, x[c * k ...]) with W f32 (or f16 when `w_is_f16`), x f32.
+void tally_gemm_f32(const void *w, int w_is_f16, int k, int row_begin, int row_end,
+                    const float *x, int cols, float *y, int ldy);
+void tally_gemm_f32_scalar(const void *w, int w_is_f16, int k, int row_begin, int row_end,
+                           const float *x, int cols, float *y, int ldy);
+
+// ---- Element-wise ops ------------------------------------------------------------------------------
+
+/// y = x / sqrt(mean(x^2) + eps) * weight, over n values; the sum of squares in double, as ggml.
+void tally_rmsnorm(const float *x, const float *weight, float *y, int n, float eps);
+/// RoPE, "normal" layout (adjacent pairs), in place on `heads` heads of head_dim values at `position`;
+/// the first rope_dims values of each head rotate with theta_i = position * freq_base^(-2i/rope_dims).
+void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, float freq_base);
+/// out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z)).
+void tally_swiglu(const float *gate, const float *up, float *out, int n);
+float tally_f16_to_f32(uint16_t h);
+uint16_t tally_f32_to_f16(float f);
+
+// ---- Attention over the paged KV store -----------------------------------------------------------------
+
+typedef struct {
+    const float *q;               // [tokens, head_count * head_dim]
+    const float *k_cache;         // this layer's keys:   [blocks * block_size, kv_head_count * head_dim]
+    const float *v_cache;         // this layer's values: same shape
+    const int32_t *const *block_tables;  // per token: its sequence's block table
+    const int32_t *context_lengths;      // per token: attend to positions [0, context_length)
+    int tokens, head_count, kv_head_count, head_dim, block_size;
+    float scale;
+    float *out;                   // [tokens, head_count * head_dim]
+} tally_attention_args;
+
+/// Causal attention for work items [item_begin, item_end), item = token * head_count + head.
+/// `scratch` holds at least max(context_lengths) floats.
+void tally_attention(const tally_attention_args *a, int item_begin, int item_end, float *scratch);
+void tally_attention_scalar(const tally_attention_args *a, int item_begin, int item_end, float *scratch);
+
+// ---- The compute pool ------------------------------------------------------------------------------
+// Persistent worker threads that spin briefly on a generation counter, then park on a condition
+// variable, so back-to-back dispatches inside a step cost well under a microsecond and an idle server
+// uses no CPU. The calling thread is participant 0.
+
+typedef struct tally_pool tally_pool;
+typedef void (*tally_pool_fn)(void *context, int thread_index, int thread_count);
+
+tally_pool *tally_pool_create(int threads, int spin_microseconds);
+void tally_pool_destroy(tally_pool *pool);
+int tally_pool_threads(const tally_pool *pool);
+/// Runs fn(context, i, n) on every participant i in [0, n) and returns when all are done.
+void tally_pool_run(tally_pool *pool, tally_pool_fn fn, void *context);
 
 #endif

@@ -1,0 +1,175 @@
+// f32/f16-weight products, RMSNorm, RoPE, SwiGLU and attention over the paged KV store.
+#include "CKernels.h"
+#include <math.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// ---- f32 / f16 weights -------------------------------------------------------------------------------
+
+static inline float weight_at(const void *w, int is_f16, size_t i) {
+    return is_f16 ? tally_f16_to_f32(((const uint16_t *)w)[i]) : ((const float *)w)[i];
+}
+
+void tally_gemm_f32_scalar(const void *w, int w_is_f16, int k, int row_begin, int row_end,
+                           const float *x, int cols, float *y, int ldy) {
+    for (int r = row_begin; r < row_end; r++)
+        for (int c = 0; c < cols; c++) {
+            float sum = 0.0f;
+            for (int i = 0; i < k; i++) sum += weight_at(w, w_is_f16, (size_t)r * k + i) * x[(size_t)c * k + i];
+            y[(size_t)c * ldy + r] = sum;
+        }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c")))
+static inline float hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void gemm_f32_avx2(const void *w, int w_is_f16, int k, int row_begin, int row_end,
+                          const float *x, int cols, float *y, int ldy) {
+    for (int r = row_begin; r < row_end; r++)
+        for (int c = 0; c < cols; c++) {
+            const float *xc = x + (size_t)c * k;
+            __m256 acc = _mm256_setzero_ps();
+            int i = 0;
+            for (; i + 8 <= k; i += 8) {
+                __m256 wv = w_is_f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + (size_t)r * k + i)))
+                                     : _mm256_loadu_ps((const float *)w + (size_t)r * k + i);
+                acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xc + i), acc);
+            }
+            float sum = hsum_avx2(acc);
+            for (; i < k; i++) sum += weight_at(w, w_is_f16, (size_t)r * k + i) * xc[i];
+            y[(size_t)c * ldy + r] = sum;
+        }
+}
+#endif
+
+void tally_gemm_f32(const void *w, int w_is_f16, int k, int row_begin, int row_end,
+                    const float *x, int cols, float *y, int ldy) {
+#if defined(__x86_64__)
+    if (tally_isa_current() >= TALLY_ISA_AVX2) { gemm_f32_avx2(w, w_is_f16, k, row_begin, row_end, x, cols, y, ldy); return; }
+#endif
+    tally_gemm_f32_scalar(w, w_is_f16, k, row_begin, row_end, x, cols, y, ldy);
+}
+
+// ---- Element-wise ------------------------------------------------------------------------------------
+
+void tally_rmsnorm(const float *x, const float *weight, float *y, int n, float eps) {
+    double sum = 0.0;  // ggml sums squares in double (ggml_float)
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float scale = 1.0f / sqrtf((float)(sum / n) + eps);
+    for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * weight[i];
+}
+
+void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, float freq_base) {
+    // theta_i = position * base^(-2i/rope_dims), built by repeated multiplication as ggml's rope cache.
+    const float theta_scale = powf(freq_base, -2.0f / (float)rope_dims);
+    float cs[512];  // cos/sin pairs; head_dim <= 512 is checked when the model loads
+    float theta = (float)position;
+    for (int i = 0; i < rope_dims; i += 2) {
+        cs[i] = cosf(theta);
+        cs[i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+    for (int h = 0; h < heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < rope_dims; i += 2) {
+            const float x0 = v[i], x1 = v[i + 1];
+            v[i] = x0 * cs[i] - x1 * cs[i + 1];
+            v[i + 1] = x0 * cs[i + 1] + x1 * cs[i];
+        }
+    }
+}
+
+void tally_swiglu(const float *gate, const float *up, float *out, int n) {
+    for (int i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+// ---- Attention ---------------------------------------------------------------------------------------
+// For each (token, head): scores s_j = scale * q . k_j over positions j < context_length, read through the
+// token's block table (position j lives in block table[j / block_size], slot j % block_size);
+// p = softmax(s); out = sum_j p_j v_j. Query head h reads KV head h / (head_count / kv_head_count).
+
+static inline const float *kv_row(const float *cache, const int32_t *table, int j, int block_size, int width) {
+    return cache + ((size_t)table[j / block_size] * block_size + (size_t)(j % block_size)) * width;
+}
+
+void tally_attention_scalar(const tally_attention_args *a, int item_begin, int item_end, float *scratch) {
+    const int width = a->kv_head_count * a->head_dim, group = a->head_count / a->kv_head_count;
+    for (int item = item_begin; item < item_end; item++) {
+        const int t = item / a->head_count, h = item % a->head_count, kvh = h / group;
+        const float *q = a->q + ((size_t)t * a->head_count + h) * a->head_dim;
+        const int n = a->context_lengths[t];
+        const int32_t *table = a->block_tables[t];
+        float max = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float *k = kv_row(a->k_cache, table, j, a->block_size, width) + (size_t)kvh * a->head_dim;
+            float s = 0.0f;
+            for (int d = 0; d < a->head_dim; d++) s += q[d] * k[d];
+            scratch[j] = s * a->scale;
+            if (scratch[j] > max) max = scratch[j];
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < n; j++) { scratch[j] = expf(scratch[j] - max); sum += scratch[j]; }
+        float *out = a->out + ((size_t)t * a->head_count + h) * a->head_dim;
+        for (int d = 0; d < a->head_dim; d++) out[d] = 0.0f;
+        for (int j = 0; j < n; j++) {
+            const float *v = kv_row(a->v_cache, table, j, a->block_size, width) + (size_t)kvh * a->head_dim;
+            const float p = scratch[j] / sum;
+            for (int d = 0; d < a->head_dim; d++) out[d] += p * v[d];
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c")))
+static void attention_avx2(const tally_attention_args *a, int item_begin, int item_end, float *scratch) {
+    const int width = a->kv_head_count * a->head_dim, group = a->head_count / a->kv_head_count;
+    const int hd = a->head_dim;
+    for (int item = item_begin; item < item_end; item++) {
+        const int t = item / a->head_count, h = item % a->head_count, kvh = h / group;
+        const float *q = a->q + ((size_t)t * a->head_count + h) * hd;
+        const int n = a->context_lengths[t];
+        const int32_t *table = a->block_tables[t];
+        float max = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float *k = kv_row(a->k_cache, table, j, a->block_size, width) + (size_t)kvh * hd;
+            __m256 acc = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+            const float s = hsum_avx2(acc) * a->scale;
+            scratch[j] = s;
+            if (s > max) max = s;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < n; j++) { scratch[j] = expf(scratch[j] - max); sum += scratch[j]; }
+        const float inv = 1.0f / sum;
+        float *out = a->out + ((size_t)t * a->head_count + h) * hd;
+        // Positions outer, up to 64 output values in 8 registers: each V row is read once.
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            const int lanes = (hd - d0) < 64 ? (hd - d0) / 8 : 8;
+            __m256 acc[8];
+            for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
+            for (int j = 0; j < n; j++) {
+                const float *v = kv_row(a->v_cache, table, j, a->block_size, width) + (size_t)kvh * hd + d0;
+                const __m256 p = _mm256_set1_ps(scratch[j]);
+                for (int u = 0; u < lanes; u++) acc[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * u), acc[u]);
+            }
+            for (int u = 0; u < lanes; u++) _mm256_storeu_ps(out + d0 + 8 * u, _mm256_mul_ps(acc[u], _mm256_set1_ps(inv)));
+        }
+    }
+}
+#endif
+
+void tally_attention(const tally_attention_args *a, int item_begin, int item_end, float *scratch) {
+#if defined(__x86_64__)
+    if (tally_isa_current() >= TALLY_ISA_AVX2 && a->head_dim % 8 == 0) { attention_avx2(a, item_begin, item_end, scratch); return; }
+#endif
+    tally_attention_scalar(a, item_begin, item_end, scratch);
+}

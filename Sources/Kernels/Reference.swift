@@ -1,0 +1,50 @@
+// Scalar references in Swift, written from the definitions and independent of the C code: the tests
+// hold every C kernel (scalar and vector) to these.
+
+package enum Reference {
+    /// ggml's x86 quantize_row_q8_0: d = f16(amax/127), q = round-half-even(x * 127/amax).
+    package static func quantizeActivations(_ x: [Float], k: Int) -> (scales: [Float], quants: [Int8]) {
+        var scales: [Float] = [], quants: [Int8] = []
+        for b in 0..<x.count / 32 {
+            let block = x[32 * b..<32 * b + 32]
+            let amax = block.map(abs).max()!
+            scales.append(Float(Float16(amax / 127)))
+            let id: Float = amax != 0 ? 127 / amax : 0
+            for v in block { quants.append(Int8((v * id).rounded(.toNearestOrEven))) }
+        }
+        return (scales, quants)
+    }
+
+    /// y[c][r] = sum over blocks of f16 scale(W row r, block b) * xd[c][b] * sum_j qw * qx, in Double.
+    package static func gemmQ8(weights: [UInt8], rows: Int, k: Int, scales: [Float], quants: [Int8], cols: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: rows * cols)
+        let nb = k / 32
+        for r in 0..<rows {
+            for c in 0..<cols {
+                var sum = 0.0
+                for b in 0..<nb {
+                    let base = (r * nb + b) * 34
+                    let d = Float(Float16(bitPattern: UInt16(weights[base]) | UInt16(weights[base + 1]) << 8))
+                    var isum = 0
+                    for j in 0..<32 { isum += Int(Int8(bitPattern: weights[base + 2 + j])) * Int(quants[c * k + 32 * b + j]) }
+                    sum += Double(d) * Double(scales[c * nb + b]) * Double(isum)
+                }
+                y[c * rows + r] = Float(sum)
+            }
+        }
+        return y
+    }
+
+    /// Causal attention of one query head over keys/values given position by position, in Double.
+    package static func attention(query: [Float], keys: [[Float]], values: [[Float]], scale: Float) -> [Float] {
+        let scores = keys.map { k in Double(scale) * zip(query, k).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+        let m = scores.max()!
+        let e = scores.map { Foundation.exp($0 - m) }
+        let total = e.reduce(0, +)
+        var out = [Double](repeating: 0, count: query.count)
+        for (j, v) in values.enumerated() { for d in 0..<v.count { out[d] += e[j] / total * Double(v[d]) } }
+        return out.map { Float($0) }
+    }
+}
+
+import Foundation

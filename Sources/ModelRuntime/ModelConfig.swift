@@ -1,0 +1,78 @@
+// Hyper-parameters of a Llama-family model, read from GGUF metadata and checked for consistency.
+
+import GGUF
+
+package struct ModelConfig: Sendable, Equatable {
+    package var architecture: String
+    /// `%s.embedding_length`
+    package var embeddingLength: Int
+    /// `%s.block_count`
+    package var layerCount: Int
+    /// `%s.attention.head_count`
+    package var headCount: Int
+    /// `%s.attention.head_count_kv` (defaults to headCount)
+    package var kvHeadCount: Int
+    /// embeddingLength / headCount (or `%s.attention.key_length`)
+    package var headDim: Int
+    /// `%s.feed_forward_length`
+    package var feedForwardLength: Int
+    /// `%s.context_length`
+    package var contextLength: Int
+    /// `%s.vocab_size`, or the length of tokenizer.ggml.tokens, or token_embd's rows
+    package var vocabSize: Int
+    /// `%s.rope.freq_base` (default 10000)
+    package var ropeFreqBase: Float
+    /// `%s.rope.dimension_count` (default headDim)
+    package var ropeDimensionCount: Int
+    /// `%s.attention.layer_norm_rms_epsilon`
+    package var rmsNormEpsilon: Float
+
+    /// Values of K (and V) per token per layer.
+    package var kvWidth: Int { kvHeadCount * headDim }
+    package var queryWidth: Int { headCount * headDim }
+
+    package init(metadata m: GGUFMetadata, vocabRows: Int? = nil) throws {
+        do {
+            architecture = try m.architecture()
+            guard architecture == "llama" else { throw RuntimeError.unsupportedArchitecture(architecture) }
+            let a = architecture
+            embeddingLength = try m.integer(GGUFKey.embeddingLength(a))
+            layerCount = try m.integer(GGUFKey.blockCount(a))
+            headCount = try m.integer(GGUFKey.headCount(a))
+            kvHeadCount = m.contains(GGUFKey.kvHeadCount(a)) ? try m.integer(GGUFKey.kvHeadCount(a)) : headCount
+            feedForwardLength = try m.integer(GGUFKey.feedForwardLength(a))
+            contextLength = try m.integer(GGUFKey.contextLength(a))
+            rmsNormEpsilon = try m.float(GGUFKey.rmsNormEpsilon(a))
+            ropeFreqBase = m.contains(GGUFKey.ropeFreqBase(a)) ? try m.float(GGUFKey.ropeFreqBase(a)) : 10000
+            guard headCount > 0 else { throw RuntimeError.badHyperParameter(key: GGUFKey.headCount(a), value: "\(headCount)", reason: "must be positive") }
+            headDim = m.contains(GGUFKey.keyLength(a)) ? try m.integer(GGUFKey.keyLength(a)) : embeddingLength / headCount
+            ropeDimensionCount = m.contains(GGUFKey.ropeDimensionCount(a)) ? try m.integer(GGUFKey.ropeDimensionCount(a)) : headDim
+            if m.contains(GGUFKey.vocabSize(a)) {
+                vocabSize = try m.integer(GGUFKey.vocabSize(a))
+            } else if m.contains(GGUFKey.tokens) {
+                vocabSize = try m.stringArray(GGUFKey.tokens).count
+            } else {
+                vocabSize = vocabRows ?? 0
+            }
+        } catch let error as GGUFError {
+            throw RuntimeError.model(error)
+        }
+        try validate()
+    }
+
+    func validate() throws {
+        let a = architecture
+        func check(_ ok: Bool, _ key: String, _ value: Int, _ reason: String) throws {
+            if !ok { throw RuntimeError.badHyperParameter(key: key, value: "\(value)", reason: reason) }
+        }
+        try check(embeddingLength > 0 && embeddingLength % 32 == 0, GGUFKey.embeddingLength(a), embeddingLength, "must be a positive multiple of 32")
+        try check(layerCount > 0, GGUFKey.blockCount(a), layerCount, "must be positive")
+        try check(kvHeadCount > 0 && headCount % kvHeadCount == 0, GGUFKey.kvHeadCount(a), kvHeadCount, "must divide the head count \(headCount)")
+        try check(headDim > 0 && headDim % 2 == 0 && headDim <= 512, GGUFKey.keyLength(a), headDim, "head dimension must be even and at most 512")
+        try check(ropeDimensionCount > 0 && ropeDimensionCount <= headDim && ropeDimensionCount % 2 == 0, GGUFKey.ropeDimensionCount(a), ropeDimensionCount, "must be even and at most the head dimension \(headDim)")
+        try check(feedForwardLength > 0 && feedForwardLength % 32 == 0, GGUFKey.feedForwardLength(a), feedForwardLength, "must be a positive multiple of 32")
+        try check(contextLength > 0, GGUFKey.contextLength(a), contextLength, "must be positive")
+        try check(vocabSize > 0, GGUFKey.vocabSize(a), vocabSize, "must be positive")
+        try check(queryWidth % 32 == 0, GGUFKey.headCount(a), headCount, "head count x head dimension must be a multiple of 32")
+    }
+}
