@@ -57,5 +57,6 @@ let package = Package(
         .testTarget(name: "QuantizerTests", dependencies: ["Quantizer", "GGUF", "TestSupport"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "TestSupport"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
     ]
 )
