@@ -47,13 +47,28 @@ struct MergeTable: Sendable {
 
     /// (rank << 32 | result) of the pair, or nil.
     @inline(__always) func find(_ left: TokenID, _ right: TokenID) -> UInt64? {
-        let key = Self.key(left, right)
-        var slot = Self.slot(key) & mask
-        while true {
-            let k = keys[slot]
-            if k == key { return values[slot] }
-            if k == Self.empty { return nil }
-            slot = (slot + 1) & mask
+        keys.withUnsafeBufferPointer { k in values.withUnsafeBufferPointer { v in View(keys: k, values: v, mask: mask).find(left, right) } }
+    }
+
+    /// Runs `body` with bounds-check-free lookups (the merge loop does millions of them).
+    @inline(__always) func withView<R>(_ body: (View) -> R) -> R {
+        keys.withUnsafeBufferPointer { k in values.withUnsafeBufferPointer { v in body(View(keys: k, values: v, mask: mask)) } }
+    }
+
+    struct View {
+        let keys: UnsafeBufferPointer<UInt64>
+        let values: UnsafeBufferPointer<UInt64>
+        let mask: Int
+
+        @inline(__always) func find(_ left: TokenID, _ right: TokenID) -> UInt64? {
+            let key = MergeTable.key(left, right)
+            var slot = MergeTable.slot(key) & mask
+            while true {
+                let k = keys[slot]
+                if k == key { return values[slot] }
+                if k == MergeTable.empty { return nil }
+                slot = (slot + 1) & mask
+            }
         }
     }
 }
@@ -91,11 +106,11 @@ struct BytePairEncoder: Sendable {
         self.merges = table
     }
 
-    /// Scratch reused across the words of one encode call.
+    /// Scratch reused across the words of one encode call: for a word of n bytes, `links` holds the
+    /// symbols' token ids, previous and next indices ([3, n], row-major), `heap` up to 3n pair entries
+    /// (n - 1 initial pairs plus at most 2 per merge).
     struct Scratch {
-        var symbols: [TokenID] = []
-        var previous: [Int32] = []
-        var next: [Int32] = []
+        var links: [Int32] = []
         var heap: [UInt64] = []
     }
 
@@ -104,86 +119,98 @@ struct BytePairEncoder: Sendable {
         let count = word.count
         if count == 0 { return }
         if count == 1 {
-            appendByte(word[0], into: &output)
+            let id = byteTokens[Int(word[0])]
+            if id >= 0 { output.append(id) }
             return
         }
-        scratch.symbols.removeAll(keepingCapacity: true)
-        scratch.previous.removeAll(keepingCapacity: true)
-        scratch.next.removeAll(keepingCapacity: true)
-        scratch.heap.removeAll(keepingCapacity: true)
-        for i in 0..<count {
-            scratch.symbols.append(byteTokens[Int(word[i])])
-            scratch.previous.append(Int32(i - 1))
-            scratch.next.append(i + 1 < count ? Int32(i + 1) : -1)
+        if scratch.links.count < 3 * count { scratch.links = [Int32](repeating: 0, count: 3 * count) }
+        if scratch.heap.count < 3 * count { scratch.heap = [UInt64](repeating: 0, count: 3 * count) }
+        merges.withView { table in
+            byteTokens.withUnsafeBufferPointer { byteTokens in
+                scratch.links.withUnsafeMutableBufferPointer { links in
+                    scratch.heap.withUnsafeMutableBufferPointer { heapStorage in
+                        let symbols = links.baseAddress!
+                        let previous = symbols + count
+                        let next = previous + count
+                        var heap = MinHeap(storage: heapStorage.baseAddress!)
+                        for i in 0..<count {
+                            symbols[i] = byteTokens[Int(word[i])]
+                            previous[i] = Int32(i - 1)
+                            next[i] = Int32(i + 1)
+                        }
+                        next[count - 1] = -1
+
+                        @inline(__always) func pushPair(at left: Int) {
+                            let right = Int(next[left])
+                            guard right >= 0, let found = table.find(symbols[left], symbols[right]) else { return }
+                            heap.push((found & 0xFFFF_FFFF_0000_0000) | UInt64(left))
+                        }
+
+                        for i in 0..<(count - 1) { pushPair(at: i) }
+                        while let top = heap.pop() {
+                            let rank = top >> 32
+                            let left = Int(UInt32(truncatingIfNeeded: top))
+                            let right = Int(next[left])
+                            // Stale if the left symbol was absorbed (-2), is now last, or the pair changed.
+                            guard symbols[left] != -2, right >= 0,
+                                  let found = table.find(symbols[left], symbols[right]), found >> 32 == rank else { continue }
+                            symbols[left] = TokenID(truncatingIfNeeded: UInt32(truncatingIfNeeded: found))
+                            symbols[right] = -2
+                            let after = next[right]
+                            next[left] = after
+                            if after >= 0 { previous[Int(after)] = Int32(left) }
+                            let before = Int(previous[left])
+                            if before >= 0 { pushPair(at: before) }
+                            if after >= 0 { pushPair(at: left) }
+                        }
+
+                        // A negative id left here is a byte without a token (malformed vocabulary): dropped, as llama.cpp does.
+                        var i = 0
+                        while i >= 0 {
+                            let id = symbols[i]
+                            if id >= 0 { output.append(id) }
+                            i = Int(next[i])
+                        }
+                    }
+                }
+            }
         }
-        for i in 0..<(count - 1) { pushPair(at: i, &scratch) }
-
-        while let top = popMin(&scratch.heap) {
-            let rank = UInt32(truncatingIfNeeded: top >> 32)
-            let left = Int(UInt32(truncatingIfNeeded: top))
-            let right = Int(scratch.next[left])
-            // Stale if the left symbol was absorbed (-2), is now last, or the pair changed.
-            guard scratch.symbols[left] != -2, right >= 0,
-                  let found = merges.find(scratch.symbols[left], scratch.symbols[right]),
-                  UInt32(truncatingIfNeeded: found >> 32) == rank else { continue }
-            scratch.symbols[left] = TokenID(truncatingIfNeeded: UInt32(truncatingIfNeeded: found))
-            scratch.symbols[right] = -2
-            let after = scratch.next[right]
-            scratch.next[left] = after
-            if after >= 0 { scratch.previous[Int(after)] = Int32(left) }
-            let before = Int(scratch.previous[left])
-            if before >= 0 { pushPair(at: before, &scratch) }
-            if after >= 0 { pushPair(at: left, &scratch) }
-        }
-
-        // A negative id left here is a byte without a token (malformed vocabulary): dropped, as llama.cpp does.
-        var i = 0
-        while i >= 0 {
-            let id = scratch.symbols[i]
-            if id >= 0 { output.append(id) }
-            i = Int(scratch.next[i])
-        }
-    }
-
-    @inline(__always) func appendByte(_ byte: UInt8, into output: inout [TokenID]) {
-        let id = byteTokens[Int(byte)]
-        if id >= 0 { output.append(id) }
-    }
-
-    @inline(__always) private func pushPair(at left: Int, _ scratch: inout Scratch) {
-        let right = Int(scratch.next[left])
-        guard right >= 0, let found = merges.find(scratch.symbols[left], scratch.symbols[right]) else { return }
-        pushHeap(&scratch.heap, (found & 0xFFFF_FFFF_0000_0000) | UInt64(left))
     }
 }
 
-// A binary min-heap over UInt64 (rank in the high half, position in the low half).
-@inline(__always) private func pushHeap(_ heap: inout [UInt64], _ value: UInt64) {
-    heap.append(value)
-    var child = heap.count - 1
-    while child > 0 {
-        let parent = (child - 1) >> 1
-        if heap[parent] <= value { break }
-        heap[child] = heap[parent]
-        child = parent
-    }
-    heap[child] = value
-}
+/// A binary min-heap over UInt64 (rank in the high half, position in the low half) in caller storage.
+private struct MinHeap {
+    let storage: UnsafeMutablePointer<UInt64>
+    var count = 0
 
-@inline(__always) private func popMin(_ heap: inout [UInt64]) -> UInt64? {
-    guard let last = heap.popLast() else { return nil }
-    if heap.isEmpty { return last }
-    let top = heap[0]
-    var parent = 0
-    let count = heap.count
-    while true {
-        var child = 2 * parent + 1
-        if child >= count { break }
-        if child + 1 < count && heap[child + 1] < heap[child] { child += 1 }
-        if last <= heap[child] { break }
-        heap[parent] = heap[child]
-        parent = child
+    @inline(__always) mutating func push(_ value: UInt64) {
+        var child = count
+        count += 1
+        while child > 0 {
+            let parent = (child - 1) >> 1
+            if storage[parent] <= value { break }
+            storage[child] = storage[parent]
+            child = parent
+        }
+        storage[child] = value
     }
-    heap[parent] = last
-    return top
+
+    @inline(__always) mutating func pop() -> UInt64? {
+        if count == 0 { return nil }
+        count -= 1
+        let top = storage[0]
+        if count == 0 { return top }
+        let last = storage[count]
+        var parent = 0
+        while true {
+            var child = 2 * parent + 1
+            if child >= count { break }
+            if child + 1 < count && storage[child + 1] < storage[child] { child += 1 }
+            if last <= storage[child] { break }
+            storage[parent] = storage[child]
+            parent = child
+        }
+        storage[parent] = last
+        return top
+    }
 }

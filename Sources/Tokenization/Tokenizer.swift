@@ -210,6 +210,7 @@ package struct Tokenizer: Sendable {
         var words: [Range<Int>] = []
         var scratch = BytePairEncoder.Scratch()
         var encodedWord: [UInt8] = []
+        var cache = WordCache()
     }
 
     private func encodeBytePairs(_ span: UnsafeBufferPointer<UInt8>, pre: PreTokenizer, encoder: BytePairEncoder,
@@ -231,7 +232,16 @@ package struct Tokenizer: Sendable {
                     continue
                 }
             }
-            encoder.encode(word: bytes, scratch: &state.scratch, into: &output)
+            // Words repeat a lot in running text; the cache skips their merge loop (it only pays off
+            // once a text has a few hundred words, so short texts bypass it).
+            if span.count >= WordCache.minimumTextBytes, bytes.count > 1, bytes.count <= WordCache.maximumWordBytes {
+                if state.cache.lookup(bytes, into: &output) { continue }
+                let start = output.count
+                encoder.encode(word: bytes, scratch: &state.scratch, into: &output)
+                state.cache.insert(bytes, ids: output[start...])
+            } else {
+                encoder.encode(word: bytes, scratch: &state.scratch, into: &output)
+            }
         }
     }
 

@@ -319,6 +319,8 @@ def main():
 
     rng = random.Random(20261122)
     strings = [t for t, _ in REFERENCES] + HAND + generated(rng, 120) + numbers(rng, 40) + whitespace(rng, 30) + long_words(rng)
+    # Two long texts (> 2 KB) built from the others: tally memoises repeated words only in long texts.
+    strings += [" ".join(strings[:120]), "\n".join(rng.sample(strings, 200))]
     seen, unique = set(), []
     for s in strings:
         if s not in seen:
