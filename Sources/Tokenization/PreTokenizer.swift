@@ -18,8 +18,8 @@ package enum PreTokenizer: String, Sendable, CaseIterable {
         "olmo": .gpt2, "jais": .gpt2, "trillion": .gpt2, "exaone4": .gpt2, "mellum": .gpt2,
         "smollm": .smollm, "starcoder": .smollm, "refact": .smollm, "command-r": .smollm, "codeshell": .smollm,
         "exaone": .smollm, "minerva-7b": .smollm,
+        // (dbrx and smaug-bpe share llama3's regex but not its whole-word lookup; not mapped here.)
         "llama3": .llama3, "llama-v3": .llama3, "llama-bpe": .llama3, "falcon3": .llama3, "pixtral": .llama3,
-        "dbrx": .llama3, "smaug-bpe": .llama3,
         "qwen2": .qwen2, "deepseek-r1-qwen": .qwen2, "stablelm2": .qwen2, "megrez": .qwen2,
     ]
 
