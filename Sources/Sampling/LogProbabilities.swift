@@ -12,7 +12,8 @@ import Darwin
 extension Sampler {
     /// log p_i = logit_i - (m + ln sum_j exp(logit_j - m)), m = max logit; the sum in Double.
     /// Returns the chosen token's log-probability and the `n` most likely tokens, logprob descending
-    /// (ties by lower id). NaN logits count as -infinity; if no logit is finite every answer is -infinity.
+    /// (ties by lower id). NaN logits count as -infinity; if the largest logit is not finite (all -inf, or
+    /// a +inf) every answer is -infinity.
     package static func logProbabilities(
         _ logits: UnsafeBufferPointer<Float>, chosen: Int32, top n: Int
     ) -> (chosen: Float, top: [(token: Int32, logprob: Float)]) {
