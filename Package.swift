@@ -58,5 +58,8 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "Kernels", "GGUF", "TestSupport"],
+                    resources: [.copy("Fixtures")]),
     ]
 )

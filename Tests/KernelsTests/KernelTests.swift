@@ -1,0 +1,242 @@
+// Every C kernel, at every instruction-set level this CPU has, against the Swift references on odd sizes.
+
+import CKernels
+import Foundation
+import Kernels
+import Testing
+
+/// Deterministic pseudo-random floats (tests must not depend on the system RNG).
+struct TestRNG {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float(_ range: ClosedRange<Float> = -1...1) -> Float {
+        range.lowerBound + Float(next() >> 40) / Float(1 << 24) * (range.upperBound - range.lowerBound)
+    }
+    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in float() * scale } }
+}
+
+/// Random Q8_0 weights [rows, k] with scales around 0.01.
+func randomQ8Weights(rows: Int, k: Int, rng: inout TestRNG) -> [UInt8] {
+    var bytes: [UInt8] = []
+    for _ in 0..<rows * k / 32 {
+        let d = Float16(0.005 + 0.01 * rng.float(0...1)).bitPattern
+        bytes.append(UInt8(d & 0xFF)); bytes.append(UInt8(d >> 8))
+        for _ in 0..<32 { bytes.append(UInt8(bitPattern: Int8(clamping: Int(rng.next() % 255) - 127))) }
+    }
+    return bytes
+}
+
+/// Runs `body` once per instruction-set level this CPU supports, forcing the kernels to it.
+func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
+    defer { KernelISA.force(.avx512VNNI) }
+    for level in KernelISA.allCases where level.rawValue <= KernelISA.detected.rawValue {
+        #expect(KernelISA.force(level) == level)
+        try body(level)
+    }
+}
+
+@Suite(.serialized) struct KernelTests {
+    @Test func activationQuantizationMatchesTheReferenceExactly() {
+        var rng = TestRNG(state: 1)
+        for (rows, k) in [(1, 32), (3, 96), (5, 576), (2, 1536)] {
+            var x = rng.floats(rows * k, scale: 3)
+            x[5] = 0.5 * 127 / 127  // values that land on .5 after scaling exercise round-half-even
+            if k >= 64 { for j in 32..<64 { x[j] = 0 } }  // an all-zero block
+            let ref = (0..<rows).map { Reference.quantizeActivations(Array(x[$0 * k..<($0 + 1) * k]), k: k) }
+            forEachISA { level in
+                var xd = [Float](repeating: 0, count: rows * k / 32)
+                var xq = [Int8](repeating: 0, count: rows * k)
+                tally_quantize_rows_q8(x, Int32(rows), Int32(k), &xd, &xq)
+                #expect(xd == ref.flatMap(\.scales), "\(level.name) rows \(rows) k \(k)")
+                #expect(xq == ref.flatMap(\.quants), "\(level.name) rows \(rows) k \(k)")
+            }
+        }
+    }
+
+    @Test func q8GemmMatchesTheReferenceOnOddShapes() {
+        var rng = TestRNG(state: 2)
+        for (rows, k, cols) in [(1, 32, 1), (3, 96, 1), (5, 64, 3), (17, 576, 5), (130, 96, 7), (8, 1536, 2)] {
+            let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
+            let x = rng.floats(cols * k)
+            let q = (0..<cols).map { Reference.quantizeActivations(Array(x[$0 * k..<($0 + 1) * k]), k: k) }
+            let scales = q.flatMap(\.scales), quants = q.flatMap(\.quants)
+            let expected = Reference.gemmQ8(weights: w, rows: rows, k: k, scales: scales, quants: quants, cols: cols)
+            forEachISA { level in
+                // Whole range, and a range that starts and ends inside a 4-row group.
+                for range in [0..<rows, (rows > 6 ? 1..<rows - 2 : 0..<rows)] {
+                    var y = [Float](repeating: .nan, count: cols * rows)
+                    tally_gemm_q8(w, Int32(k), Int32(range.lowerBound), Int32(range.upperBound), scales, quants, Int32(cols), &y, Int32(rows))
+                    for c in 0..<cols {
+                        for r in 0..<rows {
+                            let got = y[c * rows + r], want = expected[c * rows + r]
+                            if range.contains(r) {
+                                #expect(abs(got - want) <= 1e-4 * max(1, abs(want)), "\(level.name) \(rows)x\(k)x\(cols) [\(r),\(c)] \(got) vs \(want)")
+                            } else {
+                                #expect(got.isNaN, "\(level.name): row \(r) outside \(range) was written")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func f32AndF16GemmMatchDoubleSums() {
+        var rng = TestRNG(state: 3)
+        for (rows, k, cols) in [(1, 8, 1), (7, 13, 3), (33, 64, 2)] {
+            let w = rng.floats(rows * k), x = rng.floats(cols * k)
+            let w16 = w.map { Float16($0).bitPattern }
+            forEachISA { level in
+                for isF16 in [false, true] {
+                    var y = [Float](repeating: 0, count: cols * rows)
+                    if isF16 {
+                        tally_gemm_f32(w16, 1, Int32(k), 0, Int32(rows), x, Int32(cols), &y, Int32(rows))
+                    } else {
+                        tally_gemm_f32(w, 0, Int32(k), 0, Int32(rows), x, Int32(cols), &y, Int32(rows))
+                    }
+                    for c in 0..<cols {
+                        for r in 0..<rows {
+                            let want = (0..<k).reduce(0.0) { $0 + Double(isF16 ? Float(Float16(bitPattern: w16[r * k + $1])) : w[r * k + $1]) * Double(x[c * k + $1]) }
+                            #expect(abs(Double(y[c * rows + r]) - want) < 1e-4, "\(level.name) f16=\(isF16)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func pagedAttentionMatchesTheReference() {
+        var rng = TestRNG(state: 4)
+        let heads = 6, kvHeads = 2, headDim = 16, blockSize = 4, blocks = 12, tokens = 3
+        let width = kvHeads * headDim
+        let kCache = rng.floats(blocks * blockSize * width), vCache = rng.floats(blocks * blockSize * width)
+        // Three tokens of two sequences whose blocks are scattered and out of order.
+        let tables: [[Int32]] = [[7, 2, 9, 0], [3, 11, 5]]
+        let tokenSequence = [0, 1, 0], lengths: [Int32] = [14, 9, 5]
+        let q = rng.floats(tokens * heads * headDim)
+        let tablePointers = tables.map { t -> UnsafeMutablePointer<Int32> in
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: t.count); p.initialize(from: t, count: t.count); return p
+        }
+        defer { tablePointers.forEach { $0.deallocate() } }
+        let perToken: [UnsafePointer<Int32>?] = tokenSequence.map { UnsafePointer(tablePointers[$0]) }
+        forEachISA { level in
+            var out = [Float](repeating: 0, count: tokens * heads * headDim)
+            var scratch = [Float](repeating: 0, count: 64)
+            perToken.withUnsafeBufferPointer { tp in
+                lengths.withUnsafeBufferPointer { lp in
+                    q.withUnsafeBufferPointer { qp in
+                        kCache.withUnsafeBufferPointer { kp in
+                            vCache.withUnsafeBufferPointer { vp in
+                                out.withUnsafeMutableBufferPointer { op in
+                                    var args = tally_attention_args(
+                                        q: qp.baseAddress, k_cache: kp.baseAddress, v_cache: vp.baseAddress, block_tables: tp.baseAddress,
+                                        context_lengths: lp.baseAddress, tokens: Int32(tokens), head_count: Int32(heads),
+                                        kv_head_count: Int32(kvHeads), head_dim: Int32(headDim), block_size: Int32(blockSize),
+                                        scale: 0.25, out: op.baseAddress)
+                                    tally_attention(&args, 0, Int32(tokens * heads), &scratch)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for t in 0..<tokens {
+                let table = tables[tokenSequence[t]]
+                for h in 0..<heads {
+                    let kvh = h / (heads / kvHeads)
+                    func row(_ cache: [Float], _ j: Int) -> [Float] {
+                        let base = (Int(table[j / blockSize]) * blockSize + j % blockSize) * width + kvh * headDim
+                        return Array(cache[base..<base + headDim])
+                    }
+                    let n = Int(lengths[t])
+                    let want = Reference.attention(
+                        query: Array(q[(t * heads + h) * headDim..<(t * heads + h + 1) * headDim]),
+                        keys: (0..<n).map { row(kCache, $0) }, values: (0..<n).map { row(vCache, $0) }, scale: 0.25)
+                    let got = Array(out[(t * heads + h) * headDim..<(t * heads + h + 1) * headDim])
+                    #expect(zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(level.name) token \(t) head \(h)")
+                }
+            }
+        }
+    }
+
+    @Test func elementwiseOpsFollowTheirFormulas() {
+        var rng = TestRNG(state: 5)
+        let n = 96
+        let x = rng.floats(n, scale: 2), w = rng.floats(n)
+        var y = [Float](repeating: 0, count: n)
+        tally_rmsnorm(x, w, &y, Int32(n), 1e-5)
+        let rms = (x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(n) + 1e-5).squareRoot()
+        for i in 0..<n {
+            let want: Double = Double(x[i]) / rms * Double(w[i])
+            #expect(abs(Double(y[i]) - want) < 1e-5)
+        }
+
+        var g = [Float](repeating: 0, count: n)
+        tally_swiglu(x, w, &g, Int32(n))
+        for i in 0..<n {
+            let z = Double(x[i])
+            let want: Double = z / (1 + exp(-z)) * Double(w[i])
+            #expect(abs(Double(g[i]) - want) < 1e-5)
+        }
+
+        // RoPE: adjacent pairs rotate by position * base^(-2i/d); the rope_dims..head_dim tail is untouched.
+        let heads = 2, headDim = 8, ropeDims = 6, position = 5
+        var r = rng.floats(heads * headDim)
+        let before = r
+        tally_rope(&r, Int32(heads), Int32(headDim), Int32(ropeDims), Int32(position), 10000)
+        for h in 0..<heads {
+            for i in stride(from: 0, to: headDim, by: 2) {
+                let a = Double(before[h * headDim + i]), b = Double(before[h * headDim + i + 1])
+                if i < ropeDims {
+                    let theta = Double(position) * pow(10000, -Double(i) / Double(ropeDims))
+                    #expect(abs(Double(r[h * headDim + i]) - (a * cos(theta) - b * sin(theta))) < 1e-5)
+                    #expect(abs(Double(r[h * headDim + i + 1]) - (a * sin(theta) + b * cos(theta))) < 1e-5)
+                } else {
+                    #expect(r[h * headDim + i] == before[h * headDim + i])
+                }
+            }
+        }
+    }
+
+    @Test func halfConversionsMatchSwiftFloat16() {
+        for bits in 0...UInt16.max where !Float16(bitPattern: bits).isNaN {
+            #expect(tally_f16_to_f32(bits) == Float(Float16(bitPattern: bits)))
+        }
+        var rng = TestRNG(state: 6)
+        var samples: [Float] = [0, -0, 1, 65504, 65520, 1e-8, 6.0e-8, 2.98e-8, 5.96e-8, .infinity, -.infinity]
+        samples += (0..<20000).map { _ in rng.float() * Float(pow(2.0, Double(Int(rng.next() % 40) - 28))) }
+        for f in samples { #expect(tally_f32_to_f16(f) == Float16(f).bitPattern, "\(f)") }
+    }
+
+    @Test func poolRunsEveryParticipantAndSharesCoverRanges() throws {
+        for threads in [1, 2, 3] {
+            let pool = ComputePool(threads: threads, spinMicroseconds: 50)
+            let hits = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+            defer { hits.deallocate() }
+            hits.initialize(repeating: 0, count: threads)
+            for round in 0..<200 {
+                pool.run { i, n in
+                    #expect(n == threads)
+                    hits[i] += 1
+                }
+                // Let the workers park now and then, so waking from a park is exercised.
+                if round % 50 == 49 { usleep(2000) }
+            }
+            #expect((0..<threads).allSatisfy { hits[$0] == 200 })
+        }
+        for count in [0, 1, 5, 130, 1537] {
+            for threads in 1...3 {
+                let shares = (0..<threads).map { ComputePool.share(of: count, thread: $0, of: threads) }
+                #expect(shares.map(\.count).reduce(0, +) == count)
+                #expect(zip(shares, shares.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+                #expect(shares.dropLast().allSatisfy { $0.upperBound % 4 == 0 || $0.upperBound == count })
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+// The forward pass on two tiny models against an independent numpy forward pass (Fixtures/
+// make_tiny_models.py), and the batching invariants: a sequence's logits are the same alone or batched
+// with others, prefilled at once or in chunks, on 1 or 2 threads.
+
+import Foundation
+import GGUF
+import Kernels
+import ModelRuntime
+import Testing
+import TestSupport
+
+struct TinyGoldens: Decodable {
+    struct Prompt: Decodable { var name: String; var tokens: [Int32]; var argmax: [Int32]; var argmax_margins: [Double]; var logits: [[Float]] }
+    struct Greedy: Decodable { var prompt_tokens: [Int32]; var tokens: [Int32] }
+    struct Model: Decodable { var file: String; var logits_abs_tolerance: Float; var tied_embeddings: Bool; var prompts: [Prompt]; var greedy: Greedy }
+    var format_version: Int
+    var models: [String: Model]
+
+    static let shared: TinyGoldens = {
+        let url = Bundle.module.url(forResource: "Fixtures/tiny_goldens", withExtension: "json")!
+        return try! JSONDecoder().decode(TinyGoldens.self, from: Data(contentsOf: url))
+    }()
+}
+
+func tinyModelPath(_ kind: String) -> String {
+    Bundle.module.url(forResource: "Fixtures/tiny-\(kind)", withExtension: "gguf")!.path
+}
+
+func loadTiny(_ kind: String, threads: Int = 2) throws -> LlamaModel {
+    try LlamaModel(file: GGUFFile(path: tinyModelPath(kind)), pool: ComputePool(threads: threads))
+}
+
+/// Logits of every position of `tokens` as one sequence, prefilled in chunks of `chunk`.
+func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .max) throws -> [[Float]] {
+    let kv = KVStore(config: model.config, blockCount: (tokens.count + 15) / 16 + 1, blockSize: 16)
+    let table = (0..<kv.blockCount).map { BlockID(kv.blockCount - 1 - $0) }  // deliberately not 0, 1, 2...
+    var out: [[Float]] = []
+    var start = 0
+    while start < tokens.count {
+        let end = min(tokens.count, start + chunk)
+        var batch = ForwardBatch()
+        batch.append(sequence: Array(tokens[start..<end]), from: start, blockTable: table, wantLogits: false)
+        batch.logitRows = Array(0..<(end - start))
+        let logits = try model.forward(batch, kv: kv)
+        let v = model.config.vocabSize
+        out += (0..<(end - start)).map { Array(logits[$0 * v..<($0 + 1) * v]) }
+        start = end
+    }
+    return out
+}
+
+@Suite struct ForwardTests {
+    @Test(arguments: ["f32", "q8_0"])
+    func logitsMatchTheNumpyForwardPass(kind: String) throws {
+        let golden = try #require(TinyGoldens.shared.models[kind])
+        #expect(TinyGoldens.shared.format_version == 1, "regenerate with: python3 Tests/ModelRuntimeTests/Fixtures/make_tiny_models.py")
+        let model = try loadTiny(kind)
+        #expect(model.weights.tiedEmbeddings == golden.tied_embeddings)
+        for prompt in golden.prompts {
+            let logits = try logitsOfAllPositions(model, prompt.tokens)
+            var worst: Float = 0
+            for (p, row) in logits.enumerated() {
+                for (a, b) in zip(row, prompt.logits[p]) { worst = max(worst, abs(a - b)) }
+                // Where numpy's choice was clear, ours must be the same.
+                if prompt.argmax_margins[p] > 2 * Double(golden.logits_abs_tolerance) {
+                    #expect(Int32(row.indices.max { row[$0] < row[$1] }!) == prompt.argmax[p], "\(kind) \(prompt.name) position \(p)")
+                }
+            }
+            #expect(worst <= golden.logits_abs_tolerance, "\(kind) \(prompt.name): max |logit diff| \(worst) > \(golden.logits_abs_tolerance)")
+        }
+    }
+
+    @Test(arguments: ["f32", "q8_0"])
+    func greedyContinuationMatchesNumpy(kind: String) throws {
+        let golden = try #require(TinyGoldens.shared.models[kind]).greedy
+        let model = try loadTiny(kind)
+        var tokens = golden.prompt_tokens
+        for _ in golden.tokens {
+            let last = try #require(logitsOfAllPositions(model, tokens).last)
+            tokens.append(Int32(last.indices.max { last[$0] < last[$1] }!))
+        }
+        #expect(Array(tokens.dropFirst(golden.prompt_tokens.count)) == golden.tokens)
+    }
+
+    static let sequences: [[Int32]] = [
+        [1, 76, 105, 112, 112, 115, 40, 41, 200, 17, 3, 99, 120, 7, 250, 18, 19, 20],
+        [1, 5, 6],
+        (0..<37).map { Int32(($0 * 37 + 11) % 260) },
+    ]
+
+    @Test(arguments: ["f32", "q8_0"])
+    func sameLogitsAloneOrBatchedWithOthers(kind: String) throws {
+        let model = try loadTiny(kind)
+        let alone = try Self.sequences.map { try logitsOfAllPositions(model, $0) }
+        // All three sequences in one step, on one KV store, with interleaved blocks.
+        let kv = KVStore(config: model.config, blockCount: 12, blockSize: 16)
+        let tables: [[BlockID]] = [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+        var batch = ForwardBatch()
+        for (s, seq) in Self.sequences.enumerated() { batch.append(sequence: seq, from: 0, blockTable: tables[s], wantLogits: false) }
+        batch.logitRows = Array(0..<batch.tokenCount)
+        let logits = try model.forward(batch, kv: kv)
+        let v = model.config.vocabSize
+        var row = 0
+        for (s, seq) in Self.sequences.enumerated() {
+            for p in 0..<seq.count {
+                #expect(Array(logits[row * v..<(row + 1) * v]) == alone[s][p], "\(kind) sequence \(s) position \(p)")
+                row += 1
+            }
+        }
+        // Then a decode step for all three at once equals each one's next position alone.
+        var decode = ForwardBatch()
+        for (s, seq) in Self.sequences.enumerated() { decode.append(sequence: [42], from: seq.count, blockTable: tables[s], wantLogits: true) }
+        let next = try model.forward(decode, kv: kv)
+        for (s, seq) in Self.sequences.enumerated() {
+            let single = try logitsOfAllPositions(model, seq + [42]).last!
+            #expect(Array(next[s * v..<(s + 1) * v]) == single, "\(kind) decode of sequence \(s)")
+        }
+    }
+
+    @Test(arguments: ["f32", "q8_0"])
+    func chunkedPrefillEqualsPrefillAtOnce(kind: String) throws {
+        let model = try loadTiny(kind)
+        let seq = Self.sequences[2]
+        let once = try logitsOfAllPositions(model, seq)
+        for chunk in [1, 5, 16] { #expect(try logitsOfAllPositions(model, seq, chunk: chunk) == once, "chunk \(chunk)") }
+    }
+
+    @Test(arguments: ["f32", "q8_0"])
+    func oneOrTwoThreadsGiveTheSameLogits(kind: String) throws {
+        let one = try logitsOfAllPositions(loadTiny(kind, threads: 1), Self.sequences[0])
+        let two = try logitsOfAllPositions(loadTiny(kind, threads: 2), Self.sequences[0])
+        let three = try logitsOfAllPositions(loadTiny(kind, threads: 3), Self.sequences[0])
+        #expect(one == two)
+        #expect(one == three)
+    }
+
+    @Test func positionsBeyondTheContextAreRefused() throws {
+        let model = try loadTiny("q8_0")
+        let kv = KVStore(config: model.config, blockCount: 10, blockSize: 16)
+        var batch = ForwardBatch()
+        batch.append(sequence: [5], from: model.config.contextLength, blockTable: Array(0..<10), wantLogits: true)
+        #expect(throws: RuntimeError.contextExceeded(position: 128, contextLength: 128)) { try model.forward(batch, kv: kv) }
+    }
+}
+
+@Suite struct LoadTests {
+    /// Copies the tiny model, letting `edit` change its metadata and tensor plans.
+    func rewrite(_ edit: (inout GGUFMetadata, inout [GGUFTensorPlan]) -> Void) throws -> (TemporaryDirectory, String) {
+        let source = try GGUFFile(path: tinyModelPath("f32"))
+        var metadata = source.metadata
+        var plans = source.tensors.map { GGUFTensorPlan(name: $0.name, type: $0.type, dimensions: $0.dimensions) }
+        edit(&metadata, &plans)
+        let dir = try TemporaryDirectory()
+        let path = dir.file("edited.gguf")
+        try GGUFWriter.write(to: path, metadata: metadata, tensors: plans) { i in
+            if let t = source.tensor(named: plans[i].name), t.byteCount == plans[i].byteCount { return Array(source.data(of: t)) }
+            return [UInt8](repeating: 0, count: plans[i].byteCount)
+        }
+        return (dir, path)
+    }
+
+    func loadError(_ path: String) -> RuntimeError? {
+        do { _ = try LlamaModel(path: path, threads: 1) } catch let e as RuntimeError { return e } catch { return nil }
+        return nil
+    }
+
+    @Test func aMatrixOfTheWrongShapeIsNamed() throws {
+        let (dir, path) = try rewrite { _, plans in
+            let i = plans.firstIndex { $0.name == TensorName.attentionKey(1) }!
+            plans[i].dimensions = [64, 16]
+        }
+        _ = dir
+        #expect(loadError(path) == .badTensorShape(tensor: TensorName.attentionKey(1), expected: [64, 32], found: [64, 16]))
+    }
+
+    @Test func aMissingTensorIsNamed() throws {
+        let (dir, path) = try rewrite { _, plans in plans.removeAll { $0.name == TensorName.feedForwardDown(0) } }
+        _ = dir
+        #expect(loadError(path) == .model(.missingTensor(TensorName.feedForwardDown(0))))
+    }
+
+    @Test func inconsistentHyperParametersAreNamed() throws {
+        let (dir, path) = try rewrite { metadata, _ in metadata.set(GGUFKey.kvHeadCount("llama"), .uint32(3)) }
+        _ = dir
+        guard case .badHyperParameter(let key, "3", _)? = loadError(path) else { Issue.record("no error"); return }
+        #expect(key == GGUFKey.kvHeadCount("llama"))
+    }
+
+    @Test func anotherArchitectureIsRefused() throws {
+        let (dir, path) = try rewrite { metadata, _ in metadata.set(GGUFKey.architecture, .string("mamba")) }
+        _ = dir
+        #expect(loadError(path) == .unsupportedArchitecture("mamba"))
+    }
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Side-by-side speed of tally's runtime and llama.cpp's llama-bench on the same Q8_0 file, in one run.
+
+Alternates the two programs (tally, llama.cpp, tally, llama.cpp, ...) so machine drift hits both alike,
+and prints medians and ratios for prompt processing (pp512) and batch-1 decode (tg128) at each thread
+count, plus tally's peak resident memory against the model file plus its KV cache.
+
+    python3 bench/runtime/compare.py --llama-bench /path/to/llama-bench [--rounds 3] [--threads 1,2]
+
+llama.cpp is not part of tally: build llama-bench from the llama-cpp-python sdist as
+shared/reference/smollm2-135m.md describes. Without --llama-bench only tally is measured.
+"""
+import argparse, json, os, re, statistics, subprocess, sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tally_run(tally, model, threads, prompt_tokens, gen_tokens):
+    """One `tally generate` run: prefill of prompt_tokens, then gen_tokens of decode. Returns (pp, tg, rss_kb)."""
+    # A prompt of exactly prompt_tokens tokens: " x" is one token in SmolLM2's vocabulary.
+    prompt = "x" + " x" * (prompt_tokens - 1)
+    cmd = ["/usr/bin/time", "-f", "RSS %M", tally, "generate", "--model", model, "--prompt", prompt,
+           "--max-tokens", str(gen_tokens), "--ignore-eos", "--threads", str(threads), "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = json.loads(p.stdout)
+    assert len(out["prompt_ids"]) == prompt_tokens, len(out["prompt_ids"])
+    rss = int(re.search(r"RSS (\d+)", p.stderr).group(1))
+    return out["prefill_tokens_per_second"], out["decode_tokens_per_second"], rss
+
+
+def llama_run(llama_bench, model, threads, prompt_tokens, gen_tokens):
+    """llama-bench pp and tg (flash attention on, as the reference figures)."""
+    cmd = [llama_bench, "-m", model, "-t", str(threads), "-p", str(prompt_tokens), "-n", str(gen_tokens),
+           "-r", "1", "-fa", "1", "-o", "json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    rows = json.loads(p.stdout)
+    pp = next(r["avg_ts"] for r in rows if r["n_prompt"] == prompt_tokens and r["n_gen"] == 0)
+    tg = next(r["avg_ts"] for r in rows if r["n_gen"] == gen_tokens and r["n_prompt"] == 0)
+    return pp, tg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tally", default=os.path.join(ROOT, ".build/release/tally"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf"))
+    ap.add_argument("--llama-bench")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--gen", type=int, default=128)
+    a = ap.parse_args()
+
+    results = {}
+    for threads in [int(t) for t in a.threads.split(",")]:
+        t_pp, t_tg, t_rss, l_pp, l_tg = [], [], [], [], []
+        for _ in range(a.rounds):
+            pp, tg, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen)
+            t_pp.append(pp); t_tg.append(tg); t_rss.append(rss)
+            if a.llama_bench:
+                pp, tg = llama_run(a.llama_bench, a.model, threads, a.prompt, a.gen)
+                l_pp.append(pp); l_tg.append(tg)
+        r = {"tally_pp": statistics.median(t_pp), "tally_tg": statistics.median(t_tg), "tally_peak_rss_mb": max(t_rss) / 1024}
+        if l_pp:
+            r.update({"llama_pp": statistics.median(l_pp), "llama_tg": statistics.median(l_tg)})
+        results[threads] = r
+
+    model_mb = os.path.getsize(a.model) / 2**20
+    # tally generate allocates KV for prompt + gen tokens only: 30 layers x 2 x 192 floats x 4 bytes per token.
+    kv_mb = (a.prompt + a.gen + 15) // 16 * 16 * 30 * 2 * 192 * 4 / 2**20
+    print(f"model {os.path.basename(a.model)} ({model_mb:.1f} MiB), pp{a.prompt} / tg{a.gen}, {a.rounds} alternating rounds, medians")
+    print(f"{'threads':>7} {'tally pp':>9} {'llama pp':>9} {'ratio':>6} {'tally tg':>9} {'llama tg':>9} {'ratio':>6} {'tally RSS MiB':>14}")
+    for threads, r in results.items():
+        lp, lt = r.get("llama_pp"), r.get("llama_tg")
+        f = lambda v: f"{v:9.1f}" if v else f"{'-':>9}"
+        ratio = lambda x, y: f"{x / y:6.2f}" if y else f"{'-':>6}"
+        print(f"{threads:>7} {f(r['tally_pp'])} {f(lp)} {ratio(r['tally_pp'], lp)} {f(r['tally_tg'])} {f(lt)} {ratio(r['tally_tg'], lt)} {r['tally_peak_rss_mb']:14.1f}")
+    print(f"memory budget: model {model_mb:.1f} + KV {kv_mb:.1f} + 64 = {model_mb + kv_mb + 64:.1f} MiB")
+    json.dump(results, sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
