@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelRuntime", "Tokenization", "GGUF", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "Kernels", "GGUF", "TestSupport"],
                     resources: [.copy("Fixtures")]),

@@ -10,6 +10,7 @@ package struct GenerationParams: Sendable {
     package var maxTokens: Int = 128
     package var sampling = SamplingParams()
     package var stopTokenIDs: Set<TokenID> = []
+    /// Generate past end-of-generation: the stop tokens are masked out (llama.cpp's --ignore-eos).
     package var ignoreEOS = false
     /// Prompt tokens per prefill step.
     package var prefillChunk = 512
@@ -64,11 +65,13 @@ package struct Generator {
         var finish = FinishReason.length
         let decodeStart = DispatchTime.now()
         while generated.count < params.maxTokens && prompt.count + generated.count < c.contextLength {
+            // As llama.cpp's --ignore-eos: end-of-generation tokens cannot be chosen, not merely not stop.
+            if params.ignoreEOS { for id in params.stopTokenIDs where Int(id) < logits.count { logits[Int(id)] = -.infinity } }
             let token = logits.withUnsafeMutableBufferPointer { sampler.sample($0) }
             sampler.accept(token)
             generated.append(token)
             if !onToken(token) { finish = .stop; break }
-            if !params.ignoreEOS && params.stopTokenIDs.contains(token) { finish = .stop; break }
+            if params.stopTokenIDs.contains(token) { finish = .stop; break }
             if generated.count == params.maxTokens { break }
             var batch = ForwardBatch()
             batch.append(sequence: [token], from: prompt.count + generated.count - 1, blockTable: table, wantLogits: true)

@@ -1,0 +1,63 @@
+// Greedy outputs of the real SmolLM2-135M-Instruct Q8_0 against llama.cpp's (shared/reference/smollm2-135m.md).
+// Skipped, with a message, when the model has not been pulled; CI pulls it first.
+
+import Engine
+import GGUF
+import ModelRuntime
+import Testing
+import TestSupport
+import Tokenization
+
+@Suite(.serialized) struct RealModelGoldenTests {
+    static let capitalIDs: [TokenID] = [7042, 30, 198, 198, 504, 2988, 314, 42, 216, 34, 32, 33, 40, 29, 32, 33, 29, 34, 34, 216, 33, 34, 42, 33, 34, 42, 37, 35, 30, 2]
+
+    struct Loaded { var model: LlamaModel; var tokenizer: Tokenizer }
+
+    static func load() throws -> Loaded? {
+        guard let path = defaultModelPath() else {
+            print("skipped: the default model is absent; run `swift run tally pull` to enable the real-model goldens")
+            return nil
+        }
+        let model = try LlamaModel(path: path, threads: 2)
+        return Loaded(model: model, tokenizer: try Tokenizer(metadata: model.file.metadata))
+    }
+
+    func greedy(_ loaded: Loaded, _ prompt: [TokenID], maxTokens: Int, ignoreEOS: Bool) throws -> GenerationResult {
+        var params = GenerationParams()
+        params.maxTokens = maxTokens
+        params.sampling.temperature = 0
+        params.stopTokenIDs = loaded.tokenizer.endOfGenerationIDs
+        params.ignoreEOS = ignoreEOS
+        return try Generator(model: loaded.model).generate(prompt: prompt, params: params)
+    }
+
+    @Test func capitalOfFranceStopsAtEOSAfter30Tokens() throws {
+        guard let loaded = try Self.load() else { return }
+        let prompt = loaded.tokenizer.encode("The capital of France is")
+        #expect(prompt == [504, 3575, 282, 4649, 314])
+        let result = try greedy(loaded, prompt, maxTokens: 32, ignoreEOS: false)
+        #expect(result.generatedTokens == Self.capitalIDs)
+        #expect(result.finishReason == .stop)
+        #expect(loaded.tokenizer.decode(Array(result.generatedTokens.dropLast()), renderSpecial: false) == " Paris.\n\nThe answer is: 2018-01-22 12:12:53.")
+    }
+
+    @Test func capitalOfFranceWithEOSIgnoredGives32Tokens() throws {
+        guard let loaded = try Self.load() else { return }
+        let result = try greedy(loaded, [504, 3575, 282, 4649, 314], maxTokens: 32, ignoreEOS: true)
+        #expect(result.generatedTokens == Array(Self.capitalIDs.dropLast()) + [198, 198, 504])
+        #expect(result.finishReason == .length)
+    }
+
+    @Test func chatReferenceThroughTheChatTemplate() throws {
+        guard let loaded = try Self.load() else { return }
+        let template = ChatTemplate(detecting: try loaded.model.file.metadata.string(GGUFKey.chatTemplate))
+        let text = template.render([ChatMessage(role: "user", content: "What is the capital of France?")], addGenerationPrompt: true)
+        let prompt = loaded.tokenizer.encode(text)
+        #expect(prompt.count == 37)
+        let result = try greedy(loaded, prompt, maxTokens: 32, ignoreEOS: false)
+        #expect(result.finishReason == .length)
+        #expect(result.generatedTokens.count == 32)
+        #expect(loaded.tokenizer.decode(result.generatedTokens, renderSpecial: false)
+            == "L'Étoile, la Cité, la France, la France, la France, la France, la France, la France, la France, la")
+    }
+}
