@@ -2,7 +2,8 @@
 # The same measurement with HF `tokenizers` (Rust), built from the same GGUF exactly as the goldens'
 # oracle (Tests/TokenizationTests/Fixtures/make_goldens.py). Single thread: TOKENIZERS_PARALLELISM=false
 # and one encode call per measurement.
-# Usage: python3 bench/tokenizer/hf_bench.py <model.gguf> <corpus.txt> [repeats]
+# Usage: python3 bench/tokenizer/hf_bench.py <model.gguf> <corpus.txt> [repeats] [--native]
+# --native uses SmolLM2's shipped pre-tokenizer (Digits + ByteLevel regex) instead of the oracle's Split regexes.
 import os
 import sys
 import time
@@ -12,11 +13,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 import make_goldens  # noqa: E402
 
 model, corpus_path = sys.argv[1], sys.argv[2]
-repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+repeats = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3].isdigit() else 5
 make_goldens.VOCAB = make_goldens.Path(model)
 tokens, types, merges = make_goldens.load_vocab()
 start = time.perf_counter()
 tok = make_goldens.build(tokens, types, merges, [r"\p{N}", make_goldens.GPT2])
+if "--native" in sys.argv:
+    # SmolLM2's own tokenizer.json pre-tokenizer: Digits + ByteLevel with its built-in GPT-2 regex.
+    tok.pre_tokenizer = make_goldens.pre_tokenizers.Sequence([
+        make_goldens.pre_tokenizers.Digits(individual_digits=True),
+        make_goldens.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
 load = time.perf_counter() - start
 text = open(corpus_path, encoding="utf-8", newline="").read()  # keep \r\n as written
 lines = text.split("\n")
