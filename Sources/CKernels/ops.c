@@ -94,36 +94,40 @@ void tally_swiglu(const float *gate, const float *up, float *out, int n) {
 
 // ---- Attention ---------------------------------------------------------------------------------------
 // For each (token, head): scores s_j = scale * q . k_j over positions j < context_length, read through the
-// token's block table (position j lives in block table[j / block_size], slot j % block_size);
+// token's block table (position j lives in block table[j / block_size], slot j % block_size; the loops walk
+// block by block, since a division per position cost 8% of a decode step);
 // p = softmax(s); out = sum_j p_j v_j. Query head h reads KV head h / (head_count / kv_head_count).
 
-static inline const float *kv_row(const float *cache, const int32_t *table, int j, int block_size, int width) {
-    return cache + ((size_t)table[j / block_size] * block_size + (size_t)(j % block_size)) * width;
-}
 
 void tally_attention_scalar(const tally_attention_args *a, int item_begin, int item_end, float *scratch) {
-    const int width = a->kv_head_count * a->head_dim, group = a->head_count / a->kv_head_count;
+    const int width = a->kv_head_count * a->head_dim, group = a->head_count / a->kv_head_count, bs = a->block_size;
     for (int item = item_begin; item < item_end; item++) {
         const int t = item / a->head_count, h = item % a->head_count, kvh = h / group;
         const float *q = a->q + ((size_t)t * a->head_count + h) * a->head_dim;
         const int n = a->context_lengths[t];
         const int32_t *table = a->block_tables[t];
         float max = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            const float *k = kv_row(a->k_cache, table, j, a->block_size, width) + (size_t)kvh * a->head_dim;
-            float s = 0.0f;
-            for (int d = 0; d < a->head_dim; d++) s += q[d] * k[d];
-            scratch[j] = s * a->scale;
-            if (scratch[j] > max) max = scratch[j];
+        for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
+            const float *base = a->k_cache + (size_t)table[bi] * bs * width + (size_t)kvh * a->head_dim;
+            for (int s = 0; s < bs && j0 + s < n; s++) {
+                const float *k = base + (size_t)s * width;
+                float dot = 0.0f;
+                for (int d = 0; d < a->head_dim; d++) dot += q[d] * k[d];
+                scratch[j0 + s] = dot * a->scale;
+                if (scratch[j0 + s] > max) max = scratch[j0 + s];
+            }
         }
         float sum = 0.0f;
         for (int j = 0; j < n; j++) { scratch[j] = expf(scratch[j] - max); sum += scratch[j]; }
         float *out = a->out + ((size_t)t * a->head_count + h) * a->head_dim;
         for (int d = 0; d < a->head_dim; d++) out[d] = 0.0f;
-        for (int j = 0; j < n; j++) {
-            const float *v = kv_row(a->v_cache, table, j, a->block_size, width) + (size_t)kvh * a->head_dim;
-            const float p = scratch[j] / sum;
-            for (int d = 0; d < a->head_dim; d++) out[d] += p * v[d];
+        for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
+            const float *base = a->v_cache + (size_t)table[bi] * bs * width + (size_t)kvh * a->head_dim;
+            for (int s = 0; s < bs && j0 + s < n; s++) {
+                const float *v = base + (size_t)s * width;
+                const float p = scratch[j0 + s] / sum;
+                for (int d = 0; d < a->head_dim; d++) out[d] += p * v[d];
+            }
         }
     }
 }
@@ -131,7 +135,7 @@ void tally_attention_scalar(const tally_attention_args *a, int item_begin, int i
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma,f16c")))
 static void attention_avx2(const tally_attention_args *a, int item_begin, int item_end, float *scratch) {
-    const int width = a->kv_head_count * a->head_dim, group = a->head_count / a->kv_head_count;
+    const int width = a->kv_head_count * a->head_dim, group = a->head_count / a->kv_head_count, bs = a->block_size;
     const int hd = a->head_dim;
     for (int item = item_begin; item < item_end; item++) {
         const int t = item / a->head_count, h = item % a->head_count, kvh = h / group;
@@ -139,13 +143,16 @@ static void attention_avx2(const tally_attention_args *a, int item_begin, int it
         const int n = a->context_lengths[t];
         const int32_t *table = a->block_tables[t];
         float max = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            const float *k = kv_row(a->k_cache, table, j, a->block_size, width) + (size_t)kvh * hd;
-            __m256 acc = _mm256_setzero_ps();
-            for (int d = 0; d < hd; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
-            const float s = hsum_avx2(acc) * a->scale;
-            scratch[j] = s;
-            if (s > max) max = s;
+        for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
+            const float *base = a->k_cache + (size_t)table[bi] * bs * width + (size_t)kvh * hd;
+            for (int s = 0; s < bs && j0 + s < n; s++) {
+                const float *k = base + (size_t)s * width;
+                __m256 acc = _mm256_setzero_ps();
+                for (int d = 0; d < hd; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+                const float score = hsum_avx2(acc) * a->scale;
+                scratch[j0 + s] = score;
+                if (score > max) max = score;
+            }
         }
         float sum = 0.0f;
         for (int j = 0; j < n; j++) { scratch[j] = expf(scratch[j] - max); sum += scratch[j]; }
@@ -156,10 +163,13 @@ static void attention_avx2(const tally_attention_args *a, int item_begin, int it
             const int lanes = (hd - d0) < 64 ? (hd - d0) / 8 : 8;
             __m256 acc[8];
             for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
-            for (int j = 0; j < n; j++) {
-                const float *v = kv_row(a->v_cache, table, j, a->block_size, width) + (size_t)kvh * hd + d0;
-                const __m256 p = _mm256_set1_ps(scratch[j]);
-                for (int u = 0; u < lanes; u++) acc[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * u), acc[u]);
+            for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
+                const float *base = a->v_cache + (size_t)table[bi] * bs * width + (size_t)kvh * hd + d0;
+                for (int s = 0; s < bs && j0 + s < n; s++) {
+                    const float *v = base + (size_t)s * width;
+                    const __m256 p = _mm256_set1_ps(scratch[j0 + s]);
+                    for (int u = 0; u < lanes; u++) acc[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * u), acc[u]);
+                }
             }
             for (int u = 0; u < lanes; u++) _mm256_storeu_ps(out + d0 + 8 * u, _mm256_mul_ps(acc[u], _mm256_set1_ps(inv)));
         }
