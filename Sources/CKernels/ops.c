@@ -143,9 +143,28 @@ static void attention_avx2(const tally_attention_args *a, int item_begin, int it
         const int n = a->context_lengths[t];
         const int32_t *table = a->block_tables[t];
         float max = -INFINITY;
+        // Scores 8 positions at a time: 8 dot products in 8 registers, then one transpose-and-add
+        // instead of a horizontal sum per position.
+        __m256 vmax = _mm256_set1_ps(-INFINITY);
         for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
             const float *base = a->k_cache + (size_t)table[bi] * bs * width + (size_t)kvh * hd;
-            for (int s = 0; s < bs && j0 + s < n; s++) {
+            const int m = n - j0 < bs ? n - j0 : bs;
+            int s = 0;
+            for (; s + 8 <= m; s += 8) {
+                __m256 acc[8];
+                for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
+                for (int d = 0; d < hd; d += 8) {
+                    const __m256 qv = _mm256_loadu_ps(q + d);
+                    for (int u = 0; u < 8; u++) acc[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(base + (size_t)(s + u) * width + d), acc[u]);
+                }
+                const __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+                const __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+                const __m256 sc = _mm256_mul_ps(_mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31)),
+                                                _mm256_set1_ps(a->scale));
+                _mm256_storeu_ps(scratch + j0 + s, sc);
+                vmax = _mm256_max_ps(vmax, sc);
+            }
+            for (; s < m; s++) {
                 const float *k = base + (size_t)s * width;
                 __m256 acc = _mm256_setzero_ps();
                 for (int d = 0; d < hd; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
@@ -154,6 +173,10 @@ static void attention_avx2(const tally_attention_args *a, int item_begin, int it
                 if (score > max) max = score;
             }
         }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        if (_mm_cvtss_f32(m4) > max) max = _mm_cvtss_f32(m4);
         float sum = 0.0f;
         for (int j = 0; j < n; j++) { scratch[j] = expf(scratch[j] - max); sum += scratch[j]; }
         const float inv = 1.0f / sum;

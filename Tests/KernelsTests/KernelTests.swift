@@ -111,14 +111,17 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
-    @Test func pagedAttentionMatchesTheReference() {
+    /// Block size 16 with long contexts exercises the 8-positions-at-a-time scoring; 4 the tail path.
+    @Test(arguments: [4, 16])
+    func pagedAttentionMatchesTheReference(blockSize: Int) {
         var rng = TestRNG(state: 4)
-        let heads = 6, kvHeads = 2, headDim = 16, blockSize = 4, blocks = 12, tokens = 3
+        let heads = 6, kvHeads = 2, headDim = 16, blocks = 12, tokens = 3
         let width = kvHeads * headDim
         let kCache = rng.floats(blocks * blockSize * width), vCache = rng.floats(blocks * blockSize * width)
         // Three tokens of two sequences whose blocks are scattered and out of order.
         let tables: [[Int32]] = [[7, 2, 9, 0], [3, 11, 5]]
-        let tokenSequence = [0, 1, 0], lengths: [Int32] = [14, 9, 5]
+        let tokenSequence = [0, 1, 0]
+        let lengths: [Int32] = blockSize == 4 ? [14, 9, 5] : [61, 41, 8]
         let q = rng.floats(tokens * heads * headDim)
         let tablePointers = tables.map { t -> UnsafeMutablePointer<Int32> in
             let p = UnsafeMutablePointer<Int32>.allocate(capacity: t.count); p.initialize(from: t, count: t.count); return p
@@ -127,7 +130,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         let perToken: [UnsafePointer<Int32>?] = tokenSequence.map { UnsafePointer(tablePointers[$0]) }
         forEachISA { level in
             var out = [Float](repeating: 0, count: tokens * heads * headDim)
-            var scratch = [Float](repeating: 0, count: 64)
+            var scratch = [Float](repeating: 0, count: 256)
             perToken.withUnsafeBufferPointer { tp in
                 lengths.withUnsafeBufferPointer { lp in
                     q.withUnsafeBufferPointer { qp in
