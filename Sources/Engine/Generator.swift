@@ -18,7 +18,7 @@ package struct GenerationParams: Sendable {
     package init() {}
 }
 
-package enum FinishReason: String, Sendable, Codable { case stop, length }
+
 
 package struct GenerationResult: Sendable {
     package var promptTokens: [TokenID]

@@ -1,0 +1,127 @@
+// What the Engine offers the layers above it (OpenAIServer, BenchKit): submit a request of token ids,
+// receive its events as an async stream. Token ids only: no strings, no JSON, no HTTP.
+
+import Foundation
+import GGUF
+import Sampling
+
+package typealias RequestID = String
+
+package struct EngineRequest: Sendable {
+    package var id: RequestID
+    package var promptTokens: [TokenID]
+    package var sampling: SamplingParams
+    package var maxTokens: Int
+    /// End-of-generation token ids; generation stops after emitting one (unless ignoreEOS).
+    package var stopTokenIDs: Set<TokenID>
+    /// Keep generating past end-of-generation: those ids are masked out (llama.cpp's --ignore-eos).
+    package var ignoreEOS: Bool
+    /// Return the log-probability of each chosen token and of this many top alternatives (nil: none).
+    package var topLogprobs: Int?
+    /// When the request reached the server; queue time counts from here.
+    package var arrival: ContinuousClock.Instant
+
+    package init(id: RequestID, promptTokens: [TokenID], sampling: SamplingParams = SamplingParams(), maxTokens: Int,
+                 stopTokenIDs: Set<TokenID> = [], ignoreEOS: Bool = false, topLogprobs: Int? = nil,
+                 arrival: ContinuousClock.Instant = .now) {
+        self.id = id
+        self.promptTokens = promptTokens
+        self.sampling = sampling
+        self.maxTokens = maxTokens
+        self.stopTokenIDs = stopTokenIDs
+        self.ignoreEOS = ignoreEOS
+        self.topLogprobs = topLogprobs
+        self.arrival = arrival
+    }
+}
+
+package struct TokenLogprob: Sendable, Equatable {
+    package var logprob: Float
+    package var top: [(token: TokenID, logprob: Float)]
+
+    package init(logprob: Float, top: [(token: TokenID, logprob: Float)]) {
+        self.logprob = logprob
+        self.top = top
+    }
+
+    package static func == (a: TokenLogprob, b: TokenLogprob) -> Bool {
+        a.logprob == b.logprob && a.top.count == b.top.count && zip(a.top, b.top).allSatisfy { $0.token == $1.token && $0.logprob == $1.logprob }
+    }
+}
+
+package enum FinishReason: String, Sendable, Codable {
+    /// An end-of-generation token (or the caller stopped it: a stop string matched).
+    case stop
+    /// maxTokens or the context length reached.
+    case length
+    /// The client went away or the request was cancelled.
+    case abort
+}
+
+/// Facts about a finished request; cost is computed from these later (Metering).
+package struct RequestStats: Sendable, Equatable {
+    package var promptTokens = 0
+    /// Prompt tokens whose KV came from the prefix cache (not computed for this request).
+    package var cachedTokens = 0
+    package var generatedTokens = 0
+    /// Arrival to first scheduled step.
+    package var queueMicros: Int64 = 0
+    /// First scheduled step to first generated token.
+    package var prefillMicros: Int64 = 0
+    /// First generated token to the last.
+    package var decodeMicros: Int64 = 0
+    /// This request's share of engine busy time: each step's duration split among its requests by tokens.
+    package var busyShareMicros: Int64 = 0
+    /// Times the request was preempted (its KV dropped and recomputed later).
+    package var preemptions = 0
+    package var seed: UInt64 = 0
+
+    package init() {}
+}
+
+package enum EngineEvent: Sendable {
+    case token(TokenID, TokenLogprob?)
+    case finished(FinishReason, RequestStats)
+}
+
+package enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
+    case queueFull(limit: Int)
+    case promptTooLong(tokens: Int, limit: Int)
+    case emptyPrompt
+    case shuttingDown
+    case internalError(String)
+
+    package var description: String {
+        switch self {
+        case .queueFull(let limit): return "the server's queue is full (\(limit) requests waiting); retry after a short wait"
+        case .promptTooLong(let tokens, let limit): return "the prompt has \(tokens) tokens but at most \(limit) fit (context and KV capacity minus max_tokens); shorten the prompt or lower max_tokens"
+        case .emptyPrompt: return "the prompt is empty; send at least one token"
+        case .shuttingDown: return "the server is shutting down; retry against another instance"
+        case .internalError(let message): return "internal engine error: \(message); this is a bug, please report it"
+        }
+    }
+}
+
+/// A point-in-time view of the engine for /metrics and /health.
+package struct EngineSnapshot: Sendable, Equatable {
+    package var running = 0
+    package var waiting = 0
+    package var kvBlocksUsed = 0
+    package var kvBlocksTotal = 0
+    /// Prompt tokens looked up in the prefix cache, and those found, since start.
+    package var prefixCacheQueriedTokens = 0
+    package var prefixCacheHitTokens = 0
+    package var steps = 0
+    package var preemptions = 0
+
+    package init() {}
+}
+
+/// The seam between the server and the engine: the real Engine, or a fake in router tests.
+package protocol InferenceEngine: Sendable {
+    /// Queues a request. Ending (or dropping) the stream's consumer aborts it and frees its blocks.
+    func submit(_ request: EngineRequest) throws(EngineError) -> AsyncThrowingStream<EngineEvent, Error>
+    func snapshot() -> EngineSnapshot
+    /// Longest prompt + max_tokens a request may have.
+    var contextLength: Int { get }
+}
