@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
     ],
     targets: [
         // Read (mmap) and write GGUF v3; tensor codecs; key strings and tensor names live here.
@@ -35,7 +36,9 @@ let package = Package(
         // Requests, scheduler, block pool, prefix cache, engine loop. Token ids only.
         .target(name: "Engine", dependencies: ["ModelRuntime", "Sampling"]),
         // Usage records, prices, cost model, store, reports.
-        .target(name: "Metering"),
+        .target(name: "Metering", dependencies: [
+            .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Any supported GGUF -> Q8_0 GGUF, and the default model (`tally pull`).
         .target(name: "Quantizer", dependencies: [
             "GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto"),

@@ -1,1 +1,0 @@
-// Metering: usage records, prices, cost model, store, reports (issue 7).
