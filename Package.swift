@@ -63,6 +63,9 @@ let package = Package(
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelRuntime", "Tokenization", "GGUF", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        .testTarget(name: "MeteringTests", dependencies: [
+            "Metering", .product(name: "SQLiteNIO", package: "sqlite-nio"),
+        ], exclude: ["Fixtures", "Goldens"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "Kernels", "GGUF", "TestSupport"],
                     resources: [.copy("Fixtures")]),
     ]

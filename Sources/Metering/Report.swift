@@ -259,12 +259,12 @@ package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by
         total: total, groups: groups, utilization: utilization, breakEven: breakEven, whatIf: whatIf, days: days, notes: notes)
 }
 
-/// a / b rounded to 4 decimals, 0 when b is 0: reports print these, and goldens must not depend on the
+/// a / b rounded to 6 decimals, 0 when b is 0: reports print these, and goldens must not depend on the
 /// last bits of a Double.
 private func ratio(_ a: Double, _ b: Double) -> Double {
     b == 0 ? 0 : rounded(a / b)
 }
 
 private func rounded(_ x: Double) -> Double {
-    (x * 10_000).rounded() / 10_000
+    (x * 1_000_000).rounded() / 1_000_000
 }

@@ -206,13 +206,16 @@ extension Report {
 // MARK: Helpers
 
 private func number(_ x: Double) -> String {
-    var text = String(format: "%.4f", x)
+    var text = String(format: "%.6f", x)
     while text.hasSuffix("0") { text.removeLast() }
     if text.hasSuffix(".") { text.removeLast() }
     return text
 }
 
-private func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
+/// Two decimals, or four for small non-zero shares (a lightly used machine is 0.0041 %, not 0.00 %).
+private func percent(_ x: Double) -> String {
+    x > 0 && x < 0.0001 ? String(format: "%.4f%%", x * 100) : String(format: "%.2f%%", x * 100)
+}
 
 private func hours(_ micros: Int64) -> String { String(format: "%.3f h", Double(micros) / 3.6e9) }
 

@@ -1,0 +1,74 @@
+// What only the SQLite store promises: WAL, numbered migrations, refusing newer schemas, and records that
+// outlive the process that wrote them.
+
+import Foundation
+@testable import Metering
+import SQLiteNIO
+import Testing
+
+@Suite struct SQLiteUsageStoreTests {
+    @Test func newFileIsWALAtTheLatestSchema() async throws {
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
+        let store = try await SQLiteUsageStore.open(path: path)
+        #expect(try await store.journalMode() == "wal")
+        #expect(try await store.storedSchemaVersion() == SQLiteUsageStore.schemaVersion)
+        #expect(SQLiteUsageStore.schemaVersion == 1)
+        try await store.close()
+    }
+
+    @Test func recordsSurviveReopening() async throws {
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
+        let store = try await SQLiteUsageStore.open(path: path)
+        for record in Fixtures.records { try await store.append(record) }
+        try await store.close()
+        let again = try await SQLiteUsageStore.open(path: path, durability: .normal)
+        #expect(try await again.records() == Fixtures.records)
+        try await again.close()
+    }
+
+    @Test func appendedRecordIsVisibleToAnotherConnectionAtOnce() async throws {
+        // What `append` returning means: committed, so a second reader (another process in real life) sees it.
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
+        let writer = try await SQLiteUsageStore.open(path: path)
+        let reader = try await SQLiteUsageStore.open(path: path)
+        try await writer.append(Fixtures.records[0])
+        #expect(try await reader.records() == [Fixtures.records[0]])
+        try await writer.close()
+        try await reader.close()
+    }
+
+    @Test func aVersionZeroFileIsMigrated() async throws {
+        // An existing SQLite file with no tally tables (user_version 0) gets migration 1.
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
+        let raw = try await SQLiteConnection.open(storage: .file(path: path))
+        _ = try await raw.query("CREATE TABLE unrelated (x INTEGER)")
+        try await raw.close()
+        let store = try await SQLiteUsageStore.open(path: path)
+        #expect(try await store.storedSchemaVersion() == 1)
+        try await store.append(Fixtures.records[0])
+        #expect(try await store.count() == 1)
+        try await store.close()
+    }
+
+    @Test func aNewerSchemaIsRefused() async throws {
+        let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
+        let raw = try await SQLiteConnection.open(storage: .file(path: path))
+        _ = try await raw.query("PRAGMA user_version = 7")
+        try await raw.close()
+        await #expect(throws: MeteringError.schemaTooNew(path: path, found: 7, known: 1)) {
+            _ = try await SQLiteUsageStore.open(path: path)
+        }
+    }
+
+    @Test func anUnopenablePathNamesTheFile() async throws {
+        let path = "/nonexistent-dir-\(UUID().uuidString)/usage.db"
+        do {
+            _ = try await SQLiteUsageStore.open(path: path)
+            Issue.record("opened a file in a missing directory")
+        } catch let error as MeteringError {
+            guard case .storeFailed(let failedPath, _, _) = error else { Issue.record("\(error)"); return }
+            #expect(failedPath == path)
+            #expect(error.description.contains("--db"))
+        }
+    }
+}

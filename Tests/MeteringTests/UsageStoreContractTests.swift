@@ -1,0 +1,145 @@
+// The one contract every UsageStore keeps, run over the in-memory store and SQLite: round trips,
+// idempotent appends, half-open time ranges, tenant filters, grouping, concurrent appends, close.
+
+import Foundation
+@testable import Metering
+import Testing
+
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case memory, sqlite
+    var testDescription: String { rawValue }
+
+    /// A fresh, empty store (SQLite in its own temporary directory).
+    func make() async throws -> any UsageStore {
+        switch self {
+        case .memory: return InMemoryUsageStore()
+        case .sqlite: return try await SQLiteUsageStore.open(path: try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path)
+        }
+    }
+}
+
+@Suite struct UsageStoreContractTests {
+    func filled(_ kind: StoreKind) async throws -> any UsageStore {
+        let store = try await kind.make()
+        // Reverse order: queries must sort by time, not by insertion.
+        for record in Fixtures.records.reversed() { try await store.append(record) }
+        return store
+    }
+
+    @Test(arguments: StoreKind.allCases) func recordsRoundTripEveryField(kind: StoreKind) async throws {
+        let store = try await filled(kind)
+        let all = try await store.records()
+        #expect(all == Fixtures.records)
+        #expect(try await store.count() == 6)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func unusualTextSurvives(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        let record = UsageRecord(id: "req-'quote\"", timeMicros: 1, model: "m", tenant: "sha256:00", user: "Zoë; DROP TABLE usage",
+                                 tags: ["naïve", "with,comma", "emoji 🙂"], promptTokens: 1, generatedTokens: 1, busyShareMicros: 1)
+        try await store.append(record)
+        #expect(try await store.records() == [record])
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func appendingAnIdAgainKeepsTheFirst(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        var first = Fixtures.records[0]
+        try await store.append(first)
+        first.generatedTokens = 999
+        try await store.append(first)
+        #expect(try await store.records() == [Fixtures.records[0]])
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func timeRangeIsHalfOpen(kind: StoreKind) async throws {
+        let store = try await filled(kind)
+        let req2 = Fixtures.records[1].timeMicros
+        let range = TimeRange(sinceMicros: req2, untilMicros: Fixtures.records[3].timeMicros)
+        #expect(try await store.records(in: range, tenant: nil).map(\.id) == ["req-2", "req-3"])
+        #expect(try await store.records(in: TimeRange(untilMicros: req2), tenant: nil).map(\.id) == ["req-1"])
+        #expect(try await store.records(in: TimeRange(sinceMicros: req2 + 1), tenant: nil).count == 4)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func tenantFilter(kind: StoreKind) async throws {
+        let store = try await filled(kind)
+        #expect(try await store.records(in: .all, tenant: Fixtures.tenantA).map(\.id) == ["req-1", "req-2", "req-6"])
+        #expect(try await store.records(in: .all, tenant: "sha256:nobody").isEmpty)
+        let totals = try await store.totals(tenant: Fixtures.tenantB, sinceMicros: Fixtures.nov20 + 24 * Fixtures.hour)
+        #expect(totals.requests == 1 && totals.promptTokens == 2_000 && totals.cachedTokens == 1_024)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func totalsByDayAreHandComputed(kind: StoreKind) async throws {
+        let store = try await filled(kind)
+        let groups = try await store.totals(in: .all, tenant: nil, by: .day)
+        #expect(groups.map(\.key) == ["2026-11-20", "2026-11-21"])
+        var first = UsageTotals()
+        first.requests = 3
+        first.promptTokens = 2_600
+        first.cachedTokens = 960
+        first.cacheWriteTokens = 1_088
+        first.generatedTokens = 800
+        first.queueMicros = 53_000
+        first.prefillMicros = 660_000
+        first.decodeMicros = 8_000_000
+        first.busyShareMicros = 6_300_000
+        #expect(groups[0].totals == first)
+        #expect(groups[1].totals.requests == 3 && groups[1].totals.busyShareMicros == 820_000)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases, [Grouping?.none, .tenant, .model, .day, .tag])
+    func groupingMatchesTheReference(kind: StoreKind, grouping: Grouping?) async throws {
+        let store = try await filled(kind)
+        let expected = UsageGroup.group(Fixtures.records, by: grouping)
+        #expect(try await store.totals(in: .all, tenant: nil, by: grouping) == expected)
+        let range = TimeRange(sinceMicros: Fixtures.records[1].timeMicros, untilMicros: Fixtures.records[5].timeMicros)
+        #expect(try await store.totals(in: range, tenant: nil, by: grouping)
+            == UsageGroup.group(Fixtures.records.filter { range.contains($0.timeMicros) }, by: grouping))
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func tagGroupsCountARequestInEachOfItsTags(kind: StoreKind) async throws {
+        let store = try await filled(kind)
+        let groups = try await store.totals(in: .all, tenant: nil, by: .tag)
+        #expect(groups.map(\.key) == ["(untagged)", "batch-job", "chat", "team-a"])
+        #expect(groups.map(\.totals.requests) == [1, 2, 3, 2])
+        let byTenant = try await store.totals(in: .all, tenant: nil, by: .tenant)
+        #expect(byTenant.map(\.key) == ["(no key)", Fixtures.tenantA, Fixtures.tenantB].sorted())
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func emptyStoreHasNoGroups(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        #expect(try await store.totals(in: .all, tenant: nil, by: nil).isEmpty)
+        #expect(try await store.totals(tenant: "sha256:x", sinceMicros: 0) == UsageTotals())
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func concurrentAppendsAllLand(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    try await store.append(UsageRecord(id: "c-\(i)", timeMicros: Int64(i), model: "m", promptTokens: i,
+                                                       generatedTokens: 1, busyShareMicros: 10))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await store.count() == 200)
+        let totals = try await store.totals(in: .all, tenant: nil, by: nil)
+        #expect(totals.first?.totals.promptTokens == (0..<200).reduce(0, +))
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func closedStoreRefuses(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        try await store.close()
+        await #expect(throws: MeteringError.storeClosed) { try await store.append(Fixtures.records[0]) }
+        await #expect(throws: MeteringError.storeClosed) { try await store.records() }
+    }
+}
