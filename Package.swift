@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
     ],
     targets: [
@@ -34,7 +36,7 @@ let package = Package(
         // Logits -> token.
         .target(name: "Sampling"),
         // Requests, scheduler, block pool, prefix cache, engine loop. Token ids only.
-        .target(name: "Engine", dependencies: ["ModelRuntime", "Sampling"]),
+        .target(name: "Engine", dependencies: ["ModelRuntime", "Sampling", .product(name: "Crypto", package: "swift-crypto")]),
         // Usage records, prices, cost model, store, reports.
         .target(name: "Metering", dependencies: [
             .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "Crypto", package: "swift-crypto"),
@@ -44,7 +46,12 @@ let package = Package(
             "GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // OpenAI-compatible HTTP routes.
-        .target(name: "OpenAIServer", dependencies: ["Engine", "Tokenization", "Metering"]),
+        // Metering reaches it only through ServerConfig.costForUsage, so a broken store never breaks serving.
+        .target(name: "OpenAIServer", dependencies: [
+            "Engine", "Tokenization",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // Workloads, load generator, results.
         .target(name: "BenchKit", dependencies: ["Engine", "Tokenization", "Metering"]),
         // `tally` subcommands: thin, no logic of their own.
@@ -63,6 +70,10 @@ let package = Package(
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelRuntime", "Tokenization", "GGUF", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        .testTarget(name: "OpenAIServerTests", dependencies: [
+            "OpenAIServer", "Engine", "Tokenization", "Sampling", "GGUF", "TestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "MeteringTests", dependencies: [
             "Metering", .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ], exclude: ["Fixtures", "Goldens"]),

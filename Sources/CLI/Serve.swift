@@ -1,0 +1,68 @@
+// `tally serve`: load a model (the default one, pulled if needed) and serve it over OpenAI-compatible HTTP.
+
+import ArgumentParser
+import Engine
+import Foundation
+import GGUF
+import ModelRuntime
+import OpenAIServer
+import Quantizer
+import Tokenization
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve a model over an OpenAI-compatible HTTP API.")
+
+    @Option(help: "GGUF model (default: SmolLM2-135M-Instruct Q8_0, pulled on first use).") var model: String?
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8080
+    @Option(help: "Compute threads (default: the number of cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "KV cache blocks of 16 positions (overrides --kv-memory).") var kvBlocks: Int?
+    @Option(help: "KV cache memory in MiB.") var kvMemory = 512
+    @Option(help: "Most tokens per engine step.") var maxBatchTokens = 512
+    @Option(help: "Most requests running at once.") var maxSeqs = 16
+    @Option(help: "Most requests waiting; more get 429.") var maxQueue = 256
+    @Option(help: "An API key clients must send as 'Authorization: Bearer KEY' (repeatable).") var apiKey: [String] = []
+    @Option(help: "A file of API keys, one per line.") var apiKeyFile: String?
+    @Option(help: "Chat template name to use instead of the one the model declares.") var chatTemplate: String?
+    @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
+
+    func run() async throws {
+        let path: String
+        if let model {
+            path = model
+        } else {
+            let defaultModel = DefaultModel.smolLM2
+            if !FileManager.default.fileExists(atPath: defaultModel.path()) {
+                printError("the default model is missing; pulling it first")
+                _ = try defaultModel.pull(log: { printError($0) })
+            }
+            path = defaultModel.path()
+        }
+        let llama = try LlamaModel(path: path, threads: threads)
+        let tokenizer = try Tokenizer(metadata: llama.file.metadata)
+
+        var engineConfig = EngineConfig()
+        engineConfig.blockSize = 16
+        engineConfig.kvBlocks = kvBlocks ?? max(1, kvMemory << 20 / KVStore.bytes(config: llama.config, blocks: 1, blockSize: 16))
+        engineConfig.maxBatchTokens = maxBatchTokens
+        engineConfig.maxSeqs = maxSeqs
+        engineConfig.maxQueue = maxQueue
+        engineConfig.prefixCaching = !noPrefixCache
+        let engine = BatchingEngine(runner: LlamaRunner(model: llama, blockCount: engineConfig.kvBlocks, blockSize: 16), config: engineConfig)
+
+        var config = ServerConfig()
+        config.host = host
+        config.port = port
+        config.apiKeys = apiKey
+        if let apiKeyFile {
+            config.apiKeys += try String(contentsOfFile: apiKeyFile, encoding: .utf8)
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        config.chatTemplateOverride = chatTemplate
+        let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name)
+        printError("serving \(name) on http://\(host):\(port) (\(threads) threads, \(engineConfig.kvBlocks) KV blocks = \(engineConfig.kvBlocks * 16) positions, max \(maxSeqs) running)")
+        try await runServer(app, config: config)
+        engine.shutdown(deadline: .seconds(5))
+    }
+}

@@ -1,0 +1,119 @@
+// The batching engine: one dedicated thread owns all engine state (EngineCore) and runs steps while there is
+// work; other threads talk to it only through a small locked inbox. `submit` returns the request's
+// events as an AsyncThrowingStream; cancelling that stream (a client that went away) aborts the
+// request, and its blocks are freed before the next step.
+
+import Foundation
+import GGUF
+
+package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
+    private let core: EngineCore
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var inbox: [(EngineRequest, AsyncThrowingStream<EngineEvent, Error>.Continuation)] = []
+    private var aborts: [RequestID] = []
+    private var accepting = true
+    private var stopped = false
+    private var cachedSnapshot = EngineSnapshot()
+    private var waitingInCore = 0
+    private var thread: Thread?
+
+    package init(runner: ModelRunner, config: EngineConfig, clock: EngineClock = MonotonicClock()) {
+        core = EngineCore(config: config, runner: runner, clock: clock)
+        cachedSnapshot = core.snapshot()
+        let thread = Thread { [unowned self] in self.loop() }
+        thread.name = "tally-engine"
+        thread.stackSize = 8 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    package var contextLength: Int { core.runner.contextLength }
+    package var promptLimit: Int { core.promptLimit }
+    package var config: EngineConfig { core.config }
+
+    package func submit(_ request: EngineRequest) throws(EngineError) -> AsyncThrowingStream<EngineEvent, Error> {
+        guard !request.promptTokens.isEmpty else { throw .emptyPrompt }
+        guard request.promptTokens.count <= core.promptLimit else {
+            throw .promptTooLong(tokens: request.promptTokens.count, limit: core.promptLimit)
+        }
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: EngineEvent.self)
+        condition.lock()
+        defer { condition.unlock() }
+        guard accepting else { throw .shuttingDown }
+        guard waitingInCore + inbox.count < core.config.maxQueue else { throw .queueFull(limit: core.config.maxQueue) }
+        let id = request.id
+        continuation.onTermination = { [weak self] termination in
+            if case .cancelled = termination { self?.abort(id) }
+        }
+        inbox.append((request, continuation))
+        condition.signal()
+        return stream
+    }
+
+    package func abort(_ id: RequestID) {
+        condition.lock()
+        aborts.append(id)
+        condition.signal()
+        condition.unlock()
+    }
+
+    package func snapshot() -> EngineSnapshot {
+        condition.lock()
+        defer { condition.unlock() }
+        return cachedSnapshot
+    }
+
+    /// Stops accepting requests, lets those in flight finish until `deadline`, aborts the rest, and
+    /// stops the thread.
+    package func shutdown(deadline: Duration = .seconds(30)) {
+        condition.lock()
+        accepting = false
+        condition.unlock()
+        let end = ContinuousClock.now + deadline
+        while ContinuousClock.now < end {
+            condition.lock()
+            let idle = inbox.isEmpty && cachedSnapshot.running == 0 && cachedSnapshot.waiting == 0
+            condition.unlock()
+            if idle { break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+        while thread?.isFinished == false { Thread.sleep(forTimeInterval: 0.005) }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while inbox.isEmpty && aborts.isEmpty && !core.hasWork && !stopped { condition.wait() }
+            let newRequests = inbox, abortIDs = aborts
+            inbox = []
+            aborts = []
+            let stop = stopped
+            condition.unlock()
+
+            for (request, continuation) in newRequests {
+                do { try core.add(request, continuation: continuation) } catch { continuation.finish(throwing: error) }
+            }
+            for id in abortIDs { core.abort(id) }
+            if stop {
+                for id in core.runningIDs + core.waitingIDs { core.abort(id) }
+            } else {
+                do {
+                    try core.step()
+                } catch {
+                    // A failed step leaves the KV store in an unknown state for these requests: end them.
+                    for id in core.runningIDs + core.waitingIDs { core.abort(id) }
+                }
+            }
+            condition.lock()
+            cachedSnapshot = core.snapshot()
+            waitingInCore = core.waitingCount
+            condition.unlock()
+            if stop { return }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+// The KV block pool: reference counts, and a free list in least-recently-freed order whose blocks may
+// still hold a cached prefix (their hash stays registered until the block is handed out again).
+// A prefix hit on a free cached block takes it off the free list; allocation takes the head of the
+// list and evicts whatever prefix it held. That makes eviction LRU over free cached blocks.
+
+import ModelRuntime
+
+package final class BlockPool {
+    package let blockCount: Int
+    private var refCounts: [Int]
+    // Doubly linked free list over block ids; -1 ends it.
+    private var next: [Int32]
+    private var prev: [Int32]
+    private var head: Int32 = -1
+    private var tail: Int32 = -1
+    private var isFree: [Bool]
+    package private(set) var freeCount = 0
+    /// Hash of the full block a block holds, and the block that holds each hash.
+    private var hashOfBlock: [BlockHash?]
+    private var blockOfHash: [BlockHash: BlockID] = [:]
+
+    package init(blockCount: Int) {
+        self.blockCount = blockCount
+        refCounts = Array(repeating: 0, count: blockCount)
+        next = Array(repeating: -1, count: blockCount)
+        prev = Array(repeating: -1, count: blockCount)
+        isFree = Array(repeating: false, count: blockCount)
+        hashOfBlock = Array(repeating: nil, count: blockCount)
+        for b in 0..<blockCount { pushBack(Int32(b)) }
+    }
+
+    package var usedCount: Int { blockCount - freeCount }
+    package func refCount(_ block: BlockID) -> Int { refCounts[Int(block)] }
+    package func hash(of block: BlockID) -> BlockHash? { hashOfBlock[Int(block)] }
+    /// Free blocks from least to most recently freed (the order allocation takes them).
+    package var freeList: [BlockID] {
+        var out: [BlockID] = []
+        var b = head
+        while b >= 0 { out.append(b); b = next[Int(b)] }
+        return out
+    }
+
+    /// Takes the least recently freed block; a prefix it held is forgotten. Nil when none is free.
+    package func allocate() -> BlockID? {
+        guard head >= 0 else { return nil }
+        let b = head
+        unlink(b)
+        if let h = hashOfBlock[Int(b)] {
+            blockOfHash[h] = nil
+            hashOfBlock[Int(b)] = nil
+        }
+        refCounts[Int(b)] = 1
+        return b
+    }
+
+    /// The block holding this prefix hash, if any (free or in use).
+    package func cachedBlock(_ hash: BlockHash) -> BlockID? { blockOfHash[hash] }
+
+    /// One more user of a block (a prefix hit); a free block leaves the free list.
+    package func retain(_ block: BlockID) {
+        if isFree[Int(block)] { unlink(block) }
+        refCounts[Int(block)] += 1
+    }
+
+    /// Drops one user of each block, in the order given; blocks that reach zero join the free list's
+    /// tail in that order (callers pass a sequence's blocks last-first, so its shared prefix is evicted last).
+    package func release(_ blocks: [BlockID]) {
+        for b in blocks {
+            refCounts[Int(b)] -= 1
+            if refCounts[Int(b)] == 0 { pushBack(b) }
+        }
+    }
+
+    /// Records that `block` now holds the full block with `hash`. If another block already holds it,
+    /// the existing mapping is kept (both hold the same values; the older one is the one found).
+    package func register(_ block: BlockID, hash: BlockHash) {
+        guard blockOfHash[hash] == nil, hashOfBlock[Int(block)] == nil else { return }
+        blockOfHash[hash] = block
+        hashOfBlock[Int(block)] = hash
+    }
+
+    private func pushBack(_ b: Int32) {
+        isFree[Int(b)] = true
+        freeCount += 1
+        prev[Int(b)] = tail
+        next[Int(b)] = -1
+        if tail >= 0 { next[Int(tail)] = b } else { head = b }
+        tail = b
+    }
+
+    private func unlink(_ b: Int32) {
+        isFree[Int(b)] = false
+        freeCount -= 1
+        let p = prev[Int(b)], n = next[Int(b)]
+        if p >= 0 { next[Int(p)] = n } else { head = n }
+        if n >= 0 { prev[Int(n)] = p } else { tail = p }
+        prev[Int(b)] = -1
+        next[Int(b)] = -1
+    }
+}

@@ -1,0 +1,306 @@
+// The scheduler and the step, single-threaded: the Engine's thread is its only caller.
+//
+// Token-budget model (after vLLM v1): there is no prefill or decode phase. Each request has its tokens
+// (prompt, then what it generated) and `numComputedTokens`, how many of them are in the KV store. A step
+// gives every scheduled request some of its uncomputed tokens, at most `maxBatchTokens` in all: a
+// running request asks for its next prefill chunk or its one new token; waiting requests are admitted
+// first-come first-served while budget, `maxSeqs` and free blocks allow. A prefix-cache hit just starts
+// a request with numComputedTokens > 0; preemption (when blocks run out, the newest running request
+// gives its blocks back) resets it to 0 so it is recomputed later. When a request's tokens are all
+// computed, its row has logits and it samples one new token.
+
+import Foundation
+import GGUF
+import ModelRuntime
+import Sampling
+
+package struct EngineConfig: Sendable {
+    /// Most tokens in one step (prefill chunks plus decode tokens).
+    package var maxBatchTokens = 512
+    /// Most requests running at once.
+    package var maxSeqs = 16
+    /// KV blocks in the pool, and positions per block.
+    package var kvBlocks = 2048
+    package var blockSize = 16
+    /// Most requests waiting; more get EngineError.queueFull.
+    package var maxQueue = 256
+    package var prefixCaching = true
+
+    package init() {}
+}
+
+/// Microseconds from an injected clock, so tests of timings are exact.
+package protocol EngineClock: Sendable { func nowMicros() -> Int64 }
+
+package struct MonotonicClock: EngineClock {
+    package init() {}
+    package func nowMicros() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1000) }
+}
+
+/// A request inside the engine.
+final class Sequence {
+    let request: EngineRequest
+    let continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation?
+    var tokens: [TokenID]
+    var generated = 0
+    var numComputedTokens = 0
+    var blockTable: [BlockID] = []
+    /// Hashes of the leading full blocks already registered in the prefix cache.
+    var blockHashes: [BlockHash] = []
+    var sampler: Sampler
+    var stats = RequestStats()
+    let arrivalMicros: Int64
+    var firstScheduledMicros: Int64?
+    var firstTokenMicros: Int64?
+    var lastTokenMicros: Int64?
+    var busyMicros = 0.0
+    var admittedOnce = false
+
+    init(request: EngineRequest, continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation?, arrivalMicros: Int64) {
+        self.request = request
+        self.continuation = continuation
+        tokens = request.promptTokens
+        sampler = Sampler(params: request.sampling)
+        self.arrivalMicros = arrivalMicros
+        stats.promptTokens = request.promptTokens.count
+        stats.seed = sampler.seed
+    }
+}
+
+package final class EngineCore {
+    package let config: EngineConfig
+    package let runner: ModelRunner
+    package let pool: BlockPool
+    let clock: EngineClock
+    var waiting: [Sequence] = []
+    var running: [Sequence] = []
+    package private(set) var snapshotCounters = EngineSnapshot()
+
+    package init(config: EngineConfig, runner: ModelRunner, clock: EngineClock = MonotonicClock()) {
+        self.config = config
+        self.runner = runner
+        pool = BlockPool(blockCount: config.kvBlocks)
+        self.clock = clock
+    }
+
+    package var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
+    package var waitingCount: Int { waiting.count }
+    package var runningIDs: [RequestID] { running.map(\.request.id) }
+    package var waitingIDs: [RequestID] { waiting.map(\.request.id) }
+    package func blockTable(of id: RequestID) -> [BlockID]? { (running + waiting).first { $0.request.id == id }?.blockTable }
+
+    /// Longest prompt a request may have: the context, and what the whole KV pool can hold.
+    package var promptLimit: Int { min(runner.contextLength, config.kvBlocks * config.blockSize) - 1 }
+
+    package func add(_ request: EngineRequest, continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation?) throws(EngineError) {
+        guard !request.promptTokens.isEmpty else { throw .emptyPrompt }
+        guard request.promptTokens.count <= promptLimit else { throw .promptTooLong(tokens: request.promptTokens.count, limit: promptLimit) }
+        // The request may have waited in the Engine's inbox: its queue time counts from its arrival.
+        let waited = ContinuousClock.now - request.arrival
+        let waitedMicros = waited.components.seconds * 1_000_000 + waited.components.attoseconds / 1_000_000_000_000
+        waiting.append(Sequence(request: request, continuation: continuation, arrivalMicros: clock.nowMicros() - max(0, waitedMicros)))
+    }
+
+    /// Drops a request wherever it is; its blocks are freed now. Returns whether it was found.
+    @discardableResult
+    package func abort(_ id: RequestID) -> Bool {
+        if let i = running.firstIndex(where: { $0.request.id == id }) {
+            finish(running.remove(at: i), .abort)
+            return true
+        }
+        if let i = waiting.firstIndex(where: { $0.request.id == id }) {
+            finish(waiting.remove(at: i), .abort)
+            return true
+        }
+        return false
+    }
+
+    package func snapshot() -> EngineSnapshot {
+        var s = snapshotCounters
+        s.running = running.count
+        s.waiting = waiting.count
+        s.kvBlocksUsed = pool.usedCount
+        s.kvBlocksTotal = pool.blockCount
+        return s
+    }
+
+    // MARK: Scheduling
+
+    /// Gives `seq` blocks for positions < upTo; false (and nothing taken) if the pool has too few.
+    private func ensureBlocks(_ seq: Sequence, upTo: Int) -> Bool {
+        let needed = (upTo + config.blockSize - 1) / config.blockSize - seq.blockTable.count
+        guard needed > 0 else { return true }
+        guard pool.freeCount >= needed else { return false }
+        for _ in 0..<needed { seq.blockTable.append(pool.allocate()!) }
+        return true
+    }
+
+    /// Gives back every block (last first, so a shared prefix stays cached longest).
+    private func freeBlocks(_ seq: Sequence) {
+        pool.release(seq.blockTable.reversed())
+        seq.blockTable = []
+        seq.blockHashes = []
+    }
+
+    /// The newest running request gives its blocks back and waits at the front of the queue; its
+    /// tokens so far (prompt and generated) are recomputed when it runs again.
+    private func preempt(_ seq: Sequence) {
+        freeBlocks(seq)
+        seq.numComputedTokens = 0
+        seq.stats.preemptions += 1
+        snapshotCounters.preemptions += 1
+        waiting.insert(seq, at: 0)
+    }
+
+    /// Looks up the longest cached prefix of full blocks (leaving at least one token to compute, whose
+    /// logits the request needs) and takes those blocks. Returns the cached token count.
+    private func applyPrefixCache(_ seq: Sequence) -> Int {
+        guard config.prefixCaching else { return 0 }
+        let usable = (seq.tokens.count - 1) / config.blockSize
+        var hashes: [BlockHash] = []
+        var parent: BlockHash? = nil
+        for b in 0..<usable {
+            let h = BlockHash(parent: parent, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
+            guard let block = pool.cachedBlock(h) else { break }
+            pool.retain(block)
+            seq.blockTable.append(block)
+            hashes.append(h)
+            parent = h
+        }
+        seq.blockHashes = hashes
+        seq.numComputedTokens = hashes.count * config.blockSize
+        return seq.numComputedTokens
+    }
+
+    /// Decides this step's work: (request, number of new tokens) in batch order.
+    func schedule() -> [(Sequence, Int)] {
+        var budget = config.maxBatchTokens
+        var scheduled: [(Sequence, Int)] = []
+        var preempted = false
+        var i = 0
+        while i < running.count && budget > 0 {
+            let seq = running[i]
+            let n = min(seq.tokens.count - seq.numComputedTokens, budget)
+            var ok = ensureBlocks(seq, upTo: seq.numComputedTokens + n)
+            while !ok, let victim = running.last {
+                running.removeLast()
+                preempt(victim)
+                preempted = true
+                if victim === seq { break }
+                ok = ensureBlocks(seq, upTo: seq.numComputedTokens + n)
+            }
+            guard ok else { break }
+            scheduled.append((seq, n))
+            budget -= n
+            i += 1
+        }
+        // Admit waiting requests in arrival order; none while blocks are short (we just preempted).
+        while !preempted, budget > 0, running.count < config.maxSeqs, let seq = waiting.first {
+            if seq.numComputedTokens == 0 && seq.blockTable.isEmpty {
+                let cached = applyPrefixCache(seq)
+                if !seq.admittedOnce {
+                    seq.stats.cachedTokens = cached
+                    snapshotCounters.prefixCacheQueriedTokens += seq.tokens.count
+                    snapshotCounters.prefixCacheHitTokens += cached
+                }
+            }
+            let n = min(seq.tokens.count - seq.numComputedTokens, budget)
+            guard ensureBlocks(seq, upTo: seq.numComputedTokens + n) else {
+                // Not now: give back what the prefix lookup took, so the blocks can be used or evicted.
+                freeBlocks(seq)
+                seq.numComputedTokens = 0
+                break
+            }
+            seq.admittedOnce = true
+            waiting.removeFirst()
+            running.append(seq)
+            scheduled.append((seq, n))
+            budget -= n
+        }
+        return scheduled
+    }
+
+    // MARK: The step
+
+    /// One step: schedule, run the model, sample, emit. Returns the number of tokens computed.
+    @discardableResult
+    package func step() throws -> Int {
+        let start = clock.nowMicros()
+        let scheduled = schedule()
+        guard !scheduled.isEmpty else { return 0 }
+        var batch = ForwardBatch()
+        var sampling: [Sequence] = []
+        for (seq, n) in scheduled {
+            if seq.firstScheduledMicros == nil { seq.firstScheduledMicros = start }
+            let end = seq.numComputedTokens + n
+            batch.append(sequence: Array(seq.tokens[seq.numComputedTokens..<end]), from: seq.numComputedTokens,
+                         blockTable: seq.blockTable, wantLogits: end == seq.tokens.count)
+            if end == seq.tokens.count { sampling.append(seq) }
+        }
+        let logits = try runner.forward(batch)
+        snapshotCounters.steps += 1
+
+        let now = clock.nowMicros()
+        let total = Double(batch.tokenCount)
+        for (seq, n) in scheduled {
+            seq.numComputedTokens += n
+            seq.busyMicros += Double(now - start) * Double(n) / total
+            registerFullBlocks(seq)
+        }
+        let v = runner.vocabSize
+        for (row, seq) in sampling.enumerated() {
+            var rowLogits = Array(logits[row * v..<(row + 1) * v])
+            if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
+            let wantLogprobs = seq.request.topLogprobs
+            let original = wantLogprobs != nil ? rowLogits : []
+            let token = rowLogits.withUnsafeMutableBufferPointer { seq.sampler.sample($0) }
+            seq.sampler.accept(token)
+            var logprob: TokenLogprob? = nil
+            if let top = wantLogprobs {
+                let lp = original.withUnsafeBufferPointer { Sampler.logProbabilities($0, chosen: token, top: top) }
+                logprob = TokenLogprob(logprob: lp.chosen, top: lp.top)
+            }
+            seq.tokens.append(token)
+            seq.generated += 1
+            if seq.firstTokenMicros == nil { seq.firstTokenMicros = now }
+            seq.lastTokenMicros = now
+            seq.continuation?.yield(.token(token, logprob))
+            if !seq.request.ignoreEOS && seq.request.stopTokenIDs.contains(token) {
+                finishRunning(seq, .stop)
+            } else if seq.generated >= seq.request.maxTokens || seq.tokens.count >= runner.contextLength {
+                finishRunning(seq, .length)
+            }
+        }
+        return batch.tokenCount
+    }
+
+    /// Registers every newly full, computed block of `seq` in the prefix cache.
+    private func registerFullBlocks(_ seq: Sequence) {
+        guard config.prefixCaching else { return }
+        let full = seq.numComputedTokens / config.blockSize
+        while seq.blockHashes.count < full {
+            let b = seq.blockHashes.count
+            let h = BlockHash(parent: seq.blockHashes.last, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
+            pool.register(seq.blockTable[b], hash: h)
+            seq.blockHashes.append(h)
+        }
+    }
+
+    private func finishRunning(_ seq: Sequence, _ reason: FinishReason) {
+        running.removeAll { $0 === seq }
+        finish(seq, reason)
+    }
+
+    private func finish(_ seq: Sequence, _ reason: FinishReason) {
+        freeBlocks(seq)
+        var stats = seq.stats
+        stats.generatedTokens = seq.generated
+        let scheduled = seq.firstScheduledMicros ?? clock.nowMicros()
+        stats.queueMicros = max(0, scheduled - seq.arrivalMicros)
+        stats.prefillMicros = max(0, (seq.firstTokenMicros ?? scheduled) - scheduled)
+        stats.decodeMicros = max(0, (seq.lastTokenMicros ?? scheduled) - (seq.firstTokenMicros ?? scheduled))
+        stats.busyShareMicros = Int64(seq.busyMicros.rounded())
+        seq.continuation?.yield(.finished(reason, stats))
+        seq.continuation?.finish()
+    }
+}

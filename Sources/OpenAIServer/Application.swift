@@ -1,0 +1,109 @@
+// Builds the OpenAI-compatible HTTP application (routes, middleware) and runs it with graceful shutdown.
+// `buildApplication` is separate from any @main so tests build the very same app the binary serves.
+
+import Engine
+import Hummingbird
+import ServiceLifecycle
+import Tokenization
+
+/// Per-request context: Hummingbird's core storage plus which API key authorised the request.
+package struct ServerRequestContext: RequestContext {
+    package var coreContext: CoreRequestContextStorage
+    /// Index into `ServerConfig.apiKeys` (nil when no keys are configured).
+    package var apiKeyIndex: Int?
+
+    package init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+}
+
+/// The application the CLI serves and the tests drive. Throws when `config.chatTemplateOverride` names
+/// no known template.
+///
+///     let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: "smollm2")
+///     try await runServer(app, config: config)   // returns after SIGTERM/SIGINT and the grace period
+package func buildApplication(
+    config: ServerConfig, engine: any InferenceEngine, tokenizer: Tokenizer, modelName: String,
+    metrics: ServerMetrics = ServerMetrics()
+) throws -> some ApplicationProtocol {
+    let router = try buildRouter(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName, metrics: metrics)
+    return Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port),
+                                                           serverName: "tally"))
+}
+
+package func buildRouter(
+    config: ServerConfig, engine: any InferenceEngine, tokenizer: Tokenizer, modelName: String,
+    metrics: ServerMetrics = ServerMetrics()
+) throws -> Router<ServerRequestContext> {
+    let template = try config.chatTemplateOverride.map { try ChatTemplate.named($0) }
+        ?? ChatTemplate.detect(tokenizer.chatTemplate).template
+    let service = CompletionService(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName,
+                                    chatTemplate: template, metrics: metrics)
+
+    let router = Router(context: ServerRequestContext.self)
+    router.add(middleware: ErrorMiddleware<ServerRequestContext>(maxBodyBytes: config.maxBodyBytes, metrics: metrics))
+    router.get("health") { _, _ -> Response in
+        let ready = config.readiness.isReady
+        return jsonResponse(.object([("status", .string(ready ? "ok" : "loading"))]), status: ready ? .ok : .serviceUnavailable)
+    }
+    router.get("metrics") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine.snapshot()))))
+    }
+    let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: config.apiKeys))
+    v1.get("models") { _, _ -> Response in service.models() }
+    v1.post("completions") { request, context -> Response in try await service.completions(request, context) }
+    v1.post("chat/completions") { request, context -> Response in try await service.chatCompletions(request, context) }
+    return router
+}
+
+/// Runs the application until SIGTERM or SIGINT, then lets in-flight requests finish for up to
+/// `config.shutdownGracePeriod` before cancelling them (which aborts their engine requests).
+package func runServer(_ app: some ApplicationProtocol, config: ServerConfig) async throws {
+    var configuration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                  logger: app.logger)
+    configuration.maximumGracefulShutdownDuration = config.shutdownGracePeriod
+    try await ServiceGroup(configuration: configuration).run()
+}
+
+func jsonResponse(_ body: JSON, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"],
+             body: .init(byteBuffer: ByteBuffer(string: body.serialized)))
+}
+
+/// `Authorization: Bearer KEY` against the configured keys, in constant time per key and always over
+/// every key, so neither timing nor the position of a match tells an attacker anything.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = ServerRequestContext
+    let keys: [[UInt8]]
+
+    init(keys: [String]) { self.keys = keys.map { Array($0.utf8) } }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if keys.isEmpty { return try await next(request, context) }
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw APIError.unauthorized
+        }
+        let presented = Array(header.utf8.dropFirst("bearer ".utf8.count))
+        var found: Int?
+        for (index, key) in keys.enumerated() where constantTimeEquals(presented, key) && found == nil {
+            found = index
+        }
+        guard let found else { throw APIError.unauthorized }
+        var context = context
+        context.apiKeyIndex = found
+        return try await next(request, context)
+    }
+}
+
+/// Compares every byte of the longer input whatever the contents, so the time taken depends only on
+/// the lengths.
+func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var difference = a.count ^ b.count
+    for i in 0..<max(a.count, b.count) {
+        let x = i < a.count ? a[i] : 0
+        let y = i < b.count ? b[i] : 0
+        difference |= Int(x ^ y)
+    }
+    return difference == 0
+}

@@ -1,0 +1,354 @@
+// The generation routes: wire request -> prompt tokens -> EngineRequest -> engine stream -> TextPipeline
+// -> one JSON body or SSE chunks. Both endpoints and both modes share `prepare` and `generate`; only the
+// shape of what is written differs (ResponseShapes.swift).
+
+import Engine
+import Foundation
+import GGUF
+import Hummingbird
+import Sampling
+import Tokenization
+
+/// A validated generation request, ready for the engine.
+struct PreparedGeneration: Sendable {
+    var engineRequest: EngineRequest
+    var stops: [String]
+    var stream: Bool
+    var includeUsage: Bool
+    var user: String?
+    /// Completions with `echo`: the prompt text that starts the choice's text.
+    var echoText: String?
+    var wantLogprobs: Bool
+    /// "prompt" or "messages": what errors about the prompt name.
+    var promptParam: String
+}
+
+/// How a generation ended, and the facts for usage.
+struct GenerationOutcome: Sendable {
+    var finishReason: String
+    var stats: RequestStats
+}
+
+/// Hands the engine stream to exactly one consumer. When that consumer returns, the stream is released
+/// at once, which ends it and makes the engine abort the request (a stop string matched, or a write to
+/// a departed client failed) instead of generating on until max_tokens.
+final class StreamHandle: @unchecked Sendable {
+    private var stream: AsyncThrowingStream<EngineEvent, any Error>?
+    private let lock = NSLock()
+
+    init(_ stream: AsyncThrowingStream<EngineEvent, any Error>) { self.stream = stream }
+
+    func take() -> AsyncThrowingStream<EngineEvent, any Error>? {
+        lock.lock()
+        defer { lock.unlock() }
+        defer { stream = nil }
+        return stream
+    }
+}
+
+struct CompletionService: Sendable {
+    let config: ServerConfig
+    let engine: any InferenceEngine
+    let tokenizer: Tokenizer
+    let modelName: String
+    let chatTemplate: ChatTemplate
+    let metrics: ServerMetrics
+    let created = Int(Date().timeIntervalSince1970)
+
+    // MARK: Routes
+
+    func models() -> Response {
+        jsonResponse(.object([
+            ("object", .string("list")),
+            ("data", .array([.object([
+                ("id", .string(modelName)), ("object", .string("model")), ("created", .int(created)),
+                ("owned_by", .string("tally")), ("max_model_len", .int(engine.contextLength)),
+            ])])),
+        ]))
+    }
+
+    func completions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
+        let arrival = ContinuousClock.now
+        let wire = try decodeRequest(CompletionRequest.self, from: try await readBody(request))
+        let fields = wire.fields
+        let promptTokens: [TokenID]
+        let echoText: String?
+        switch wire.prompt {
+        case .text(let text):
+            promptTokens = withBOS(tokenizer.encode(text, parseSpecial: true))
+            echoText = wire.echo ? text : nil
+        case .tokens(let ids):
+            if let bad = ids.first(where: { $0 < 0 || Int($0) >= tokenizer.vocabularySize }) {
+                throw APIError.invalid("prompt has token id \(bad) but the vocabulary has ids 0..<\(tokenizer.vocabularySize)", param: "prompt")
+            }
+            promptTokens = ids
+            echoText = wire.echo ? tokenizer.decode(ids, renderSpecial: true) : nil
+        }
+        if let logprobs = wire.logprobs, !(0...config.maxTopLogprobs).contains(logprobs) {
+            throw APIError.invalid("logprobs is \(logprobs) but must be between 0 and \(config.maxTopLogprobs)", param: "logprobs")
+        }
+        let prepared = try prepare(fields, promptTokens: promptTokens, promptParam: "prompt", maxTokens: fields.maxTokens,
+                                   maxTokensParam: "max_tokens", topLogprobs: wire.logprobs, echoText: echoText,
+                                   idPrefix: "cmpl-", arrival: arrival)
+        let shape = ResponseShape.completion(id: prepared.engineRequest.id, created: created, model: modelName,
+                                             tokenizer: tokenizer, echoOffset: echoText?.unicodeScalars.count ?? 0)
+        return try await respond(prepared, shape: shape, endpoint: "completions", context: context)
+    }
+
+    func chatCompletions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
+        let arrival = ContinuousClock.now
+        let wire = try decodeRequest(ChatCompletionRequest.self, from: try await readBody(request))
+        guard !wire.messages.isEmpty else {
+            throw APIError.invalid("messages is empty; send at least one message", param: "messages")
+        }
+        if let top = wire.topLogprobs {
+            guard (0...config.maxTopLogprobs).contains(top) else {
+                throw APIError.invalid("top_logprobs is \(top) but must be between 0 and \(config.maxTopLogprobs)", param: "top_logprobs")
+            }
+            guard wire.logprobs else {
+                throw APIError.invalid("top_logprobs needs logprobs: true; set logprobs or drop top_logprobs", param: "top_logprobs")
+            }
+        }
+        var template = chatTemplate
+        if let name = wire.chatTemplate {
+            guard let named = ChatTemplate(name: name) else {
+                throw APIError.invalid("chat_template \(name.debugDescription) is unknown; use one of \(ChatTemplate.names.joined(separator: ", "))",
+                                       param: "chat_template")
+            }
+            template = named
+        }
+        let text = template.render(wire.messages, addGenerationPrompt: true)
+        let promptTokens = withBOS(tokenizer.encode(text, parseSpecial: true))
+        let prepared = try prepare(wire.fields, promptTokens: promptTokens, promptParam: "messages",
+                                   maxTokens: wire.maxCompletionTokens ?? wire.fields.maxTokens,
+                                   maxTokensParam: wire.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens",
+                                   topLogprobs: wire.logprobs ? (wire.topLogprobs ?? 0) : nil, echoText: nil,
+                                   idPrefix: "chatcmpl-", arrival: arrival)
+        let shape = ResponseShape.chat(id: prepared.engineRequest.id, created: created, model: modelName, tokenizer: tokenizer)
+        return try await respond(prepared, shape: shape, endpoint: "chat.completions", context: context)
+    }
+
+    // MARK: Shared steps
+
+    private func readBody(_ request: Request) async throws -> [UInt8] {
+        guard config.readiness.isReady else { throw APIError.notReady }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > config.maxBodyBytes {
+            throw APIError.bodyTooLarge(limit: config.maxBodyBytes)
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: config.maxBodyBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError.bodyTooLarge(limit: config.maxBodyBytes)
+        }
+        guard buffer.readableBytes > 0 else { throw APIError.malformedJSON("the body is empty") }
+        return Array(buffer.readableBytesView)
+    }
+
+    private func withBOS(_ tokens: [TokenID]) -> [TokenID] {
+        guard tokenizer.addBOS, let bos = tokenizer.bosTokenID, tokens.first != bos else { return tokens }
+        return [bos] + tokens
+    }
+
+    private func prepare(
+        _ fields: GenerationFields, promptTokens: [TokenID], promptParam: String, maxTokens: Int?, maxTokensParam: String,
+        topLogprobs: Int?, echoText: String?, idPrefix: String, arrival: ContinuousClock.Instant
+    ) throws -> PreparedGeneration {
+        if let n = fields.n, n != 1 {
+            throw APIError.invalid("n is \(n) but this server returns one choice per request; send n: 1 (or omit it) and repeat the request for more", param: "n")
+        }
+        guard !promptTokens.isEmpty else { throw APIError.invalid("the prompt is empty; send at least one token", param: promptParam) }
+        var sampling = SamplingParams()
+        if let v = fields.temperature { sampling.temperature = v }
+        if let v = fields.topP { sampling.topP = v }
+        if let v = fields.topK { sampling.topK = v }
+        if let v = fields.minP { sampling.minP = v }
+        if let v = fields.presencePenalty { sampling.presencePenalty = v }
+        if let v = fields.frequencyPenalty { sampling.frequencyPenalty = v }
+        if let v = fields.repetitionPenalty { sampling.repetitionPenalty = v }
+        sampling.seed = fields.seed
+        if case .failure(let error) = Result(catching: { () throws(SamplingError) in try sampling.validate() }) {
+            throw APIError.sampling(error)
+        }
+
+        let context = engine.contextLength
+        guard promptTokens.count < context else {
+            throw APIError.invalid("the prompt has \(promptTokens.count) tokens but the model's context holds \(context) including at least one generated token; shorten the prompt",
+                                   param: promptParam, code: "context_length_exceeded")
+        }
+        let limit: Int
+        if let maxTokens {
+            guard maxTokens >= 1 else {
+                throw APIError.invalid("\(maxTokensParam) is \(maxTokens) but must be at least 1", param: maxTokensParam)
+            }
+            guard promptTokens.count + maxTokens <= context else {
+                throw APIError.invalid("the prompt has \(promptTokens.count) tokens and \(maxTokensParam) is \(maxTokens), but the model's context holds \(context); lower \(maxTokensParam) to at most \(context - promptTokens.count) or shorten the prompt",
+                                       param: maxTokensParam, code: "context_length_exceeded")
+            }
+            limit = maxTokens
+        } else {
+            limit = context - promptTokens.count
+        }
+        let request = EngineRequest(id: idPrefix + Self.randomID(), promptTokens: promptTokens, sampling: sampling,
+                                    maxTokens: limit, stopTokenIDs: tokenizer.endOfGenerationIDs,
+                                    ignoreEOS: fields.ignoreEOS, topLogprobs: topLogprobs, arrival: arrival)
+        return PreparedGeneration(engineRequest: request, stops: fields.stop, stream: fields.stream,
+                                  includeUsage: fields.includeUsage, user: fields.user, echoText: echoText,
+                                  wantLogprobs: topLogprobs != nil, promptParam: promptParam)
+    }
+
+    private static func randomID() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        return String((0..<24).map { _ in alphabet.randomElement()! })
+    }
+
+    private func respond(_ prepared: PreparedGeneration, shape: ResponseShape, endpoint: String,
+                         context: ServerRequestContext) async throws -> Response {
+        // Submit before any response is started, so a full queue or a too-long prompt is a plain error
+        // status rather than an error inside a 200 event stream.
+        let handle: StreamHandle
+        switch Result(catching: { () throws(EngineError) in try engine.submit(prepared.engineRequest) }) {
+        case .success(let stream): handle = StreamHandle(stream)
+        case .failure(let error):
+            throw APIError.engine(error, retryAfterSeconds: config.retryAfterSeconds, promptParam: prepared.promptParam)
+        }
+        let apiKeyIndex = context.apiKeyIndex
+        let usage = { @Sendable (outcome: GenerationOutcome) -> JSON in
+            let cost = config.costForUsage?(UsageEvent(
+                requestID: prepared.engineRequest.id, endpoint: endpoint, model: modelName, user: prepared.user,
+                apiKeyIndex: apiKeyIndex, finishReason: outcome.finishReason, stats: outcome.stats))
+            return usageJSON(outcome.stats, cost: cost)
+        }
+        if !prepared.stream {
+            var text = prepared.echoText ?? ""
+            var logprobs: [TokenLogprobEntry] = []
+            let outcome = try await generate(prepared, handle: handle) { delta in
+                text += delta.text
+                logprobs += delta.logprobs
+            }
+            return jsonResponse(shape.body(text: text, logprobs: prepared.wantLogprobs ? logprobs : nil,
+                                           finishReason: outcome.finishReason, usage: usage(outcome)))
+        }
+        let service = self
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                func send(_ json: JSON) async throws {
+                    try await writer.write(ByteBuffer(string: "data: \(json.serialized)\n\n"))
+                }
+                let usageNull = prepared.includeUsage
+                if let first = shape.firstChunk(echoText: prepared.echoText, usageNull: usageNull) { try await send(first) }
+                do {
+                    let outcome = try await service.generate(prepared, handle: handle) { delta in
+                        if delta.isEmpty { return }
+                        try await send(shape.chunk(text: delta.text, logprobs: prepared.wantLogprobs ? delta.logprobs : nil,
+                                                   finishReason: nil, usageNull: usageNull))
+                    }
+                    try await send(shape.chunk(text: "", logprobs: nil, finishReason: outcome.finishReason, usageNull: usageNull))
+                    if prepared.includeUsage { try await send(shape.usageChunk(usage(outcome))) }
+                } catch let error as APIError {
+                    // The 200 and earlier chunks are already sent: report the failure as an error event.
+                    try await send(error.envelope)
+                }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            })
+    }
+
+    /// Runs the engine stream through the text pipeline, passing each released delta to `onDelta`.
+    /// Returns when the engine finishes or a stop string matches (the stream is then dropped, which
+    /// aborts the engine request). A throwing `onDelta` (the client went away) or task cancellation ends
+    /// the stream the same way.
+    func generate(_ prepared: PreparedGeneration, handle: StreamHandle,
+                  onDelta: (TextDelta) async throws -> Void) async throws -> GenerationOutcome {
+        let request = prepared.engineRequest
+        var pipeline = TextPipeline(tokenizer: tokenizer, stops: prepared.stops,
+                                    hiddenTokens: request.ignoreEOS ? [] : request.stopTokenIDs)
+        var tokenCount = 0
+        var firstTokenAt: ContinuousClock.Instant?
+        var lastTokenAt: ContinuousClock.Instant?
+        func serverSideStats() -> RequestStats {
+            // The engine's own stats arrive only with `.finished`; when the server ends the stream first
+            // it reports what it saw: no queue/prefill split and no cached-token count.
+            var stats = RequestStats()
+            stats.promptTokens = request.promptTokens.count
+            stats.generatedTokens = tokenCount
+            if let firstTokenAt, let lastTokenAt {
+                stats.prefillMicros = (firstTokenAt - request.arrival).inMicros
+                stats.decodeMicros = (lastTokenAt - firstTokenAt).inMicros
+            }
+            stats.seed = request.sampling.seed ?? 0
+            return stats
+        }
+        func finish(_ reason: String, _ stats: RequestStats) -> GenerationOutcome {
+            metrics.recordFinished(reason: reason, stats: stats,
+                                   endToEndSeconds: (ContinuousClock.now - request.arrival).inSeconds)
+            return GenerationOutcome(finishReason: reason, stats: stats)
+        }
+
+        guard let stream = handle.take() else { throw APIError.internalError(EngineError.internalError("engine stream consumed twice")) }
+        do {
+            for try await event in stream {
+                switch event {
+                case .token(let token, let logprob):
+                    let now = ContinuousClock.now
+                    if let lastTokenAt {
+                        metrics.recordInterToken(seconds: (now - lastTokenAt).inSeconds)
+                    } else {
+                        metrics.recordFirstToken(seconds: (now - request.arrival).inSeconds)
+                        firstTokenAt = now
+                    }
+                    lastTokenAt = now
+                    tokenCount += 1
+                    let delta = pipeline.append(token, logprob: logprob)
+                    try await onDelta(delta)
+                    if delta.stopped { return finish(FinishReason.stop.rawValue, serverSideStats()) }
+                case .finished(let reason, let stats):
+                    let delta = pipeline.finish()
+                    try await onDelta(delta)
+                    return finish(delta.stopped ? FinishReason.stop.rawValue : reason.rawValue, stats)
+                }
+            }
+        } catch let error as EngineError {
+            _ = finish(FinishReason.abort.rawValue, serverSideStats())
+            throw APIError.engine(error, retryAfterSeconds: config.retryAfterSeconds, promptParam: prepared.promptParam)
+        } catch {
+            _ = finish(FinishReason.abort.rawValue, serverSideStats())
+            throw error
+        }
+        // The stream ended without `.finished`: the task was cancelled (client gone, shutdown deadline).
+        _ = finish(FinishReason.abort.rawValue, serverSideStats())
+        throw CancellationError()
+    }
+
+    private func usageJSON(_ stats: RequestStats, cost: JSON?) -> JSON {
+        func ms(_ micros: Int64) -> JSON { .double(Double(micros) / 1000) }
+        func perSecond(_ tokens: Int, _ micros: Int64) -> JSON {
+            micros > 0 && tokens > 0 ? .double((Double(tokens) * 1_000_000 / Double(micros) * 100).rounded() / 100) : .double(0)
+        }
+        var members: [(String, JSON)] = [
+            ("prompt_tokens", .int(stats.promptTokens)),
+            ("completion_tokens", .int(stats.generatedTokens)),
+            ("total_tokens", .int(stats.promptTokens + stats.generatedTokens)),
+            ("prompt_tokens_details", .object([("cached_tokens", .int(stats.cachedTokens))])),
+            ("timings", .object([
+                ("queue_ms", ms(stats.queueMicros)),
+                ("prefill_ms", ms(stats.prefillMicros)),
+                ("decode_ms", ms(stats.decodeMicros)),
+                // Prompt tokens actually computed (not served from the prefix cache) per second of prefill.
+                ("prompt_tokens_per_second", perSecond(stats.promptTokens - stats.cachedTokens, stats.prefillMicros)),
+                // Decode covers first to last generated token: generatedTokens - 1 intervals.
+                ("generated_tokens_per_second", perSecond(stats.generatedTokens - 1, stats.decodeMicros)),
+            ])),
+        ]
+        // Metering (issue 7) fills this through ServerConfig.costForUsage.
+        if let cost { members.append(("cost", cost)) }
+        return .object(members)
+    }
+}
+
+extension Duration {
+    var inMicros: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

@@ -1,0 +1,109 @@
+// OpenAI's response shapes for /v1/completions ("text_completion") and /v1/chat/completions
+// ("chat.completion" / "chat.completion.chunk"): whole bodies, SSE chunks, and each endpoint's logprobs
+// format. Keys are written in OpenAI's order; absent values are explicit nulls as OpenAI sends them.
+
+import GGUF
+import Tokenization
+
+enum ResponseShape: Sendable {
+    /// `echoOffset`: Unicode scalars of echoed prompt before the generated text (logprobs text_offset).
+    case completion(id: String, created: Int, model: String, tokenizer: Tokenizer, echoOffset: Int)
+    case chat(id: String, created: Int, model: String, tokenizer: Tokenizer)
+
+    private var header: [(String, JSON)] {
+        switch self {
+        case .completion(let id, let created, let model, _, _):
+            return [("id", .string(id)), ("object", .string("text_completion")), ("created", .int(created)), ("model", .string(model))]
+        case .chat(let id, let created, let model, _):
+            return [("id", .string(id)), ("object", .string("chat.completion")), ("created", .int(created)), ("model", .string(model))]
+        }
+    }
+
+    private var chunkHeader: [(String, JSON)] {
+        switch self {
+        case .completion: return header
+        case .chat(let id, let created, let model, _):
+            return [("id", .string(id)), ("object", .string("chat.completion.chunk")), ("created", .int(created)), ("model", .string(model))]
+        }
+    }
+
+    /// The non-streamed body.
+    func body(text: String, logprobs: [TokenLogprobEntry]?, finishReason: String, usage: JSON) -> JSON {
+        let choice: JSON
+        switch self {
+        case .completion:
+            choice = .object([("text", .string(text)), ("index", .int(0)), ("logprobs", logprobsJSON(logprobs)),
+                              ("finish_reason", .string(finishReason))])
+        case .chat:
+            choice = .object([("index", .int(0)),
+                              ("message", .object([("role", .string("assistant")), ("content", .string(text))])),
+                              ("logprobs", logprobsJSON(logprobs)), ("finish_reason", .string(finishReason))])
+        }
+        return .object(header + [("choices", .array([choice])), ("usage", usage)])
+    }
+
+    /// The chunk sent before any generated text: chat's carries the assistant role; completions' carries
+    /// the echoed prompt when `echo` is set (nil: no such chunk).
+    func firstChunk(echoText: String?, usageNull: Bool) -> JSON? {
+        switch self {
+        case .completion:
+            guard let echoText, !echoText.isEmpty else { return nil }
+            return chunk(text: echoText, logprobs: nil, finishReason: nil, usageNull: usageNull)
+        case .chat:
+            let choice = JSON.object([("index", .int(0)),
+                                      ("delta", .object([("role", .string("assistant")), ("content", .string(""))])),
+                                      ("logprobs", .null), ("finish_reason", .null)])
+            return .object(chunkHeader + [("choices", .array([choice]))] + (usageNull ? [("usage", .null)] : []))
+        }
+    }
+
+    /// A content chunk, or with `finishReason` the last one (empty text / empty delta).
+    func chunk(text: String, logprobs: [TokenLogprobEntry]?, finishReason: String?, usageNull: Bool) -> JSON {
+        let choice: JSON
+        switch self {
+        case .completion:
+            choice = .object([("text", .string(text)), ("index", .int(0)), ("logprobs", logprobsJSON(logprobs)),
+                              ("finish_reason", .optional(finishReason))])
+        case .chat:
+            let delta: JSON = finishReason != nil && text.isEmpty ? .object([]) : .object([("content", .string(text))])
+            choice = .object([("index", .int(0)), ("delta", delta), ("logprobs", logprobsJSON(logprobs)),
+                              ("finish_reason", .optional(finishReason))])
+        }
+        return .object(chunkHeader + [("choices", .array([choice]))] + (usageNull ? [("usage", .null)] : []))
+    }
+
+    /// The chunk after the last content chunk when stream_options.include_usage is set.
+    func usageChunk(_ usage: JSON) -> JSON {
+        .object(chunkHeader + [("choices", .array([])), ("usage", usage)])
+    }
+
+    private func logprobsJSON(_ entries: [TokenLogprobEntry]?) -> JSON {
+        guard let entries else { return .null }
+        switch self {
+        case .completion(_, _, _, let tokenizer, let echoOffset):
+            // Legacy completions: parallel lists, top alternatives as {token text: logprob}.
+            return .object([
+                ("tokens", .array(entries.map { .string(tokenizer.piece($0.token)) })),
+                ("token_logprobs", .array(entries.map { .float($0.logprob) })),
+                ("top_logprobs", .array(entries.map { entry -> JSON in
+                    // Two tokens may share a text; the object keeps the first (most likely) one.
+                    var seen = Set<String>()
+                    return .object(entry.top.compactMap { top -> (String, JSON)? in
+                        let text = tokenizer.piece(top.token)
+                        return seen.insert(text).inserted ? (text, .float(top.logprob)) : nil
+                    })
+                })),
+                ("text_offset", .array(entries.map { .int(echoOffset + $0.textOffset) })),
+            ])
+        case .chat(_, _, _, let tokenizer):
+            func item(_ token: TokenID, _ logprob: Float) -> [(String, JSON)] {
+                [("token", .string(tokenizer.piece(token))), ("logprob", .float(logprob)),
+                 ("bytes", .array(tokenizer.pieceBytes(token).map { .int(Int($0)) }))]
+            }
+            return .object([("content", .array(entries.map { entry in
+                .object(item(entry.token, entry.logprob)
+                        + [("top_logprobs", .array(entry.top.map { .object(item($0.token, $0.logprob)) }))])
+            }))])
+        }
+    }
+}

@@ -1,0 +1,246 @@
+// Request bodies of /v1/completions and /v1/chat/completions, decoded at the edge into native types.
+// Unknown fields are ignored; a field of the wrong type or out of range is a 400 naming it (the
+// OpenAI wire name, e.g. "messages[1].content"), never a crash or a silent default.
+
+import Foundation
+import GGUF
+import Tokenization
+
+/// What a completions `prompt` may be: text or token ids (batches of one are unwrapped).
+package enum PromptInput: Sendable, Equatable {
+    case text(String)
+    case tokens([TokenID])
+}
+
+/// Fields both generation endpoints share.
+package struct GenerationFields: Decodable, Sendable {
+    package var model: String?
+    package var maxTokens: Int?
+    package var temperature: Float?
+    package var topP: Float?
+    package var topK: Int?
+    package var minP: Float?
+    package var seed: UInt64?
+    package var stop: [String] = []
+    package var presencePenalty: Float?
+    package var frequencyPenalty: Float?
+    package var repetitionPenalty: Float?
+    package var stream = false
+    package var includeUsage = false
+    package var user: String?
+    package var ignoreEOS = false
+    package var n: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case model, temperature, seed, stop, stream, user, n
+        case maxTokens = "max_tokens", topP = "top_p", topK = "top_k", minP = "min_p"
+        case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
+        case repetitionPenalty = "repetition_penalty", streamOptions = "stream_options", ignoreEOS = "ignore_eos"
+    }
+
+    struct StreamOptions: Decodable {
+        var includeUsage: Bool?
+        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        maxTokens = try c.decodeInteger(.maxTokens)
+        temperature = try c.decodeIfPresent(Float.self, forKey: .temperature)
+        topP = try c.decodeIfPresent(Float.self, forKey: .topP)
+        topK = try c.decodeInteger(.topK)
+        minP = try c.decodeIfPresent(Float.self, forKey: .minP)
+        if c.contains(.seed), try !c.decodeNil(forKey: .seed) {
+            // OpenAI seeds are signed 64-bit integers; the sampler takes the same 64 bits.
+            if let unsigned = try? c.decode(UInt64.self, forKey: .seed) {
+                seed = unsigned
+            } else {
+                seed = UInt64(bitPattern: try c.decode(Int64.self, forKey: .seed))
+            }
+        }
+        if c.contains(.stop), try !c.decodeNil(forKey: .stop) {
+            if let one = try? c.decode(String.self, forKey: .stop) {
+                stop = [one]
+            } else if let many = try? c.decode([String].self, forKey: .stop) {
+                stop = many
+            } else {
+                throw APIError.invalid("stop must be a string or a list of at most 4 strings", param: "stop")
+            }
+            guard stop.count <= 4 else {
+                throw APIError.invalid("stop has \(stop.count) strings but at most 4 are allowed; send fewer", param: "stop")
+            }
+            stop = stop.filter { !$0.isEmpty }
+        }
+        presencePenalty = try c.decodeIfPresent(Float.self, forKey: .presencePenalty)
+        frequencyPenalty = try c.decodeIfPresent(Float.self, forKey: .frequencyPenalty)
+        repetitionPenalty = try c.decodeIfPresent(Float.self, forKey: .repetitionPenalty)
+        stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
+        includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? false
+        n = try c.decodeInteger(.n)
+    }
+}
+
+package struct CompletionRequest: Decodable, Sendable {
+    package var fields: GenerationFields
+    package var prompt: PromptInput
+    /// Log-probabilities of the chosen token and this many alternatives (0 = chosen token only).
+    package var logprobs: Int?
+    package var echo = false
+
+    enum CodingKeys: String, CodingKey { case prompt, logprobs, echo }
+
+    package init(from decoder: any Decoder) throws {
+        fields = try GenerationFields(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        logprobs = try c.decodeInteger(.logprobs)
+        echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
+        guard c.contains(.prompt) else { throw APIError.invalid("prompt is required", param: "prompt") }
+        let shapes = "prompt must be a string, a list of one string, a list of token ids, or a list of one list of token ids"
+        if let text = try? c.decode(String.self, forKey: .prompt) {
+            prompt = .text(text)
+        } else if let texts = try? c.decode([String].self, forKey: .prompt), !texts.isEmpty {
+            guard texts.count == 1 else {
+                throw APIError.invalid("prompt has \(texts.count) prompts but this server takes one per request; send them as separate requests", param: "prompt")
+            }
+            prompt = .text(texts[0])
+        } else if let ids = try? c.decode([Int32].self, forKey: .prompt) {
+            prompt = .tokens(ids)
+        } else if let lists = try? c.decode([[Int32]].self, forKey: .prompt) {
+            guard lists.count == 1 else {
+                throw APIError.invalid("prompt has \(lists.count) token lists but this server takes one per request; send them as separate requests", param: "prompt")
+            }
+            prompt = .tokens(lists[0])
+        } else {
+            throw APIError.invalid(shapes, param: "prompt")
+        }
+    }
+}
+
+package struct ChatCompletionRequest: Decodable, Sendable {
+    package var fields: GenerationFields
+    package var messages: [ChatMessage]
+    package var logprobs = false
+    package var topLogprobs: Int?
+    package var maxCompletionTokens: Int?
+    /// A chat template name for this request, overriding the server's (non-standard, as vLLM's).
+    package var chatTemplate: String?
+
+    enum CodingKeys: String, CodingKey {
+        case messages, logprobs
+        case topLogprobs = "top_logprobs", maxCompletionTokens = "max_completion_tokens", chatTemplate = "chat_template"
+    }
+
+    enum MessageKeys: String, CodingKey { case role, content }
+    enum PartKeys: String, CodingKey { case type, text }
+
+    package init(from decoder: any Decoder) throws {
+        fields = try GenerationFields(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        logprobs = try c.decodeIfPresent(Bool.self, forKey: .logprobs) ?? false
+        topLogprobs = try c.decodeInteger(.topLogprobs)
+        maxCompletionTokens = try c.decodeInteger(.maxCompletionTokens)
+        chatTemplate = try c.decodeIfPresent(String.self, forKey: .chatTemplate)
+        guard c.contains(.messages) else { throw APIError.invalid("messages is required", param: "messages") }
+        var list = try c.nestedUnkeyedContainer(forKey: .messages)
+        messages = []
+        while !list.isAtEnd {
+            let index = list.currentIndex
+            let m = try list.nestedContainer(keyedBy: MessageKeys.self)
+            guard let role = try m.decodeIfPresent(String.self, forKey: .role) else {
+                throw APIError.invalid("messages[\(index)].role is required", param: "messages[\(index)].role")
+            }
+            var content = ""
+            if m.contains(.content), try !m.decodeNil(forKey: .content) {
+                if let text = try? m.decode(String.self, forKey: .content) {
+                    content = text
+                } else if var parts = try? m.nestedUnkeyedContainer(forKey: .content) {
+                    while !parts.isAtEnd {
+                        let partIndex = parts.currentIndex
+                        let param = "messages[\(index)].content[\(partIndex)]"
+                        guard let part = try? parts.nestedContainer(keyedBy: PartKeys.self),
+                              (try? part.decode(String.self, forKey: .type)) == "text",
+                              let text = try? part.decode(String.self, forKey: .text) else {
+                            throw APIError.invalid("\(param) must be {\"type\": \"text\", \"text\": ...}; this server takes text only", param: param)
+                        }
+                        content += text
+                    }
+                } else {
+                    throw APIError.invalid("messages[\(index)].content must be a string or a list of text parts",
+                                           param: "messages[\(index)].content")
+                }
+            }
+            messages.append(ChatMessage(role: role == "developer" ? "system" : role, content: content))
+        }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An optional integer field. Read as a number first: Foundation reports a fractional number (1.5)
+    /// read as Int as corrupt data with no coding path, which would read as malformed JSON.
+    func decodeInteger(_ key: Key) throws -> Int? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        let number = try decode(Double.self, forKey: key)
+        guard number.rounded() == number, abs(number) < 1e15 else {
+            throw APIError.invalid("\(key.stringValue) must be an integer", param: key.stringValue)
+        }
+        return Int(number)
+    }
+}
+
+/// Decodes a request body, turning every decoding failure into a 400 that names the parameter.
+package func decodeRequest<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws -> T {
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(body))
+    } catch let error as APIError {
+        throw error
+    } catch let error as DecodingError {
+        throw apiError(for: error)
+    }
+}
+
+private func apiError(for error: DecodingError) -> APIError {
+    func path(_ codingPath: [any CodingKey]) -> String {
+        var out = ""
+        for key in codingPath {
+            if let index = key.intValue {
+                out += "[\(index)]"
+            } else {
+                out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
+            }
+        }
+        return out
+    }
+    func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Bool.Type: return "a boolean"
+        case is Int.Type, is Int32.Type, is Int64.Type, is UInt64.Type: return "an integer"
+        case is Float.Type, is Double.Type: return "a number"
+        default: return "of another type"
+        }
+    }
+    switch error {
+    case .dataCorrupted(let context):
+        if context.codingPath.isEmpty {
+            return .malformedJSON(context.debugDescription)
+        }
+        let param = path(context.codingPath)
+        return .invalid("\(param) is not a valid value (\(context.debugDescription)); check its type and range", param: param)
+    case .typeMismatch(let type, let context):
+        if context.codingPath.isEmpty { return .malformedJSON("the body must be a JSON object") }
+        let param = path(context.codingPath)
+        let expected = context.debugDescription.contains("dictionary") ? "an object" : typeName(type)
+        return .invalid("\(param) must be \(expected)", param: param)
+    case .valueNotFound(let type, let context):
+        let param = path(context.codingPath)
+        return .invalid("\(param) must be \(typeName(type)), not null", param: param)
+    case .keyNotFound(let key, let context):
+        let param = path(context.codingPath + [key])
+        return .invalid("\(param) is required", param: param)
+    @unknown default:
+        return .malformedJSON("\(error)")
+    }
+}

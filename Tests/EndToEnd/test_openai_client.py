@@ -1,0 +1,107 @@
+"""End to end: the real `openai` Python client against the real `tally serve` binary on loopback.
+
+    TALLY_BIN=.build/debug/tally python3 -m pytest -q Tests/EndToEnd
+
+Needs the default model (`tally pull`) and `pip install openai pytest`. Every request is bounded (max
+tokens, timeouts) and goes to 127.0.0.1 only.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import openai
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("TALLY_BIN", os.path.join(ROOT, ".build/debug/tally"))
+MODEL = os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not os.path.exists(MODEL):
+        pytest.skip("the default model is absent; run `tally pull`")
+    port = free_port()
+    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(port), "--kv-memory", "128"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("server did not become healthy: " + proc.stdout.read())
+    yield base, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server[0] + "/v1", api_key="unused", timeout=60, max_retries=0)
+
+
+def test_models(client):
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["SmolLM2-135M-Instruct-Q8_0"]
+
+
+def test_completion_matches_llama_cpp_greedy(client):
+    r = client.completions.create(model="SmolLM2-135M-Instruct-Q8_0", prompt="The capital of France is",
+                                  max_tokens=32, temperature=0)
+    assert r.choices[0].text == " Paris.\n\nThe answer is: 2018-01-22 12:12:53."
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.prompt_tokens == 5
+    assert r.usage.completion_tokens == 30
+    assert r.usage.prompt_tokens_details.cached_tokens == 0
+
+
+def test_chat_completion(client):
+    r = client.chat.completions.create(model="SmolLM2-135M-Instruct-Q8_0", max_tokens=32, temperature=0,
+                                       messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert r.choices[0].message.role == "assistant"
+    assert r.choices[0].message.content.startswith("L'Étoile, la Cité, la France")
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage.prompt_tokens == 37
+    assert r.usage.completion_tokens == 32
+
+
+def test_streaming_chat_equals_non_streamed(client):
+    messages = [{"role": "user", "content": "Name three colours."}]
+    whole = client.chat.completions.create(model="m", max_tokens=24, temperature=0, messages=messages)
+    chunks = list(client.chat.completions.create(model="m", max_tokens=24, temperature=0, messages=messages,
+                                                  stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == [whole.choices[0].finish_reason]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    # The same prompt again: its system prompt and question are now in the prefix cache.
+    assert chunks[-1].usage.prompt_tokens_details.cached_tokens > 0
+
+
+def test_bad_request_gets_an_openai_error(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model="m", prompt="hi", max_tokens=4, temperature=5)
+    assert e.value.body["param"] == "temperature"
+
+
+def test_sigterm_exits_cleanly(server):
+    base, proc = server
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0

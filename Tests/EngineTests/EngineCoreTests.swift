@@ -1,0 +1,209 @@
+// The scheduler with a fake model (no weights): exact block ids, reference counts, eviction order,
+// prefix-cache hits, chunked prefill, preemption and abort.
+
+import Engine
+import GGUF
+import ModelRuntime
+import Sampling
+import Testing
+
+/// A model whose next token is always (this token + 1) mod vocab; it records every batch it ran.
+final class FakeRunner: ModelRunner {
+    let vocabSize = 64
+    let contextLength: Int
+    var batches: [ForwardBatch] = []
+
+    init(contextLength: Int = 256) { self.contextLength = contextLength }
+
+    func forward(_ batch: ForwardBatch) throws -> [Float] {
+        batches.append(batch)
+        var logits = [Float](repeating: 0, count: batch.logitRows.count * vocabSize)
+        for (i, row) in batch.logitRows.enumerated() { logits[i * vocabSize + Int(batch.tokens[row] + 1) % vocabSize] = 10 }
+        return logits
+    }
+}
+
+struct ManualClock: EngineClock { func nowMicros() -> Int64 { 0 } }
+
+/// Collects a request's events synchronously (EngineCore yields on the calling thread).
+final class Collector: @unchecked Sendable {
+    var tokens: [TokenID] = []
+    var finish: (FinishReason, RequestStats)?
+    let continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation
+    let stream: AsyncThrowingStream<EngineEvent, Error>
+
+    init() { (stream, continuation) = AsyncThrowingStream.makeStream(of: EngineEvent.self, bufferingPolicy: .unbounded) }
+
+    func drain() async throws {
+        for try await event in stream {
+            switch event {
+            case .token(let t, _): tokens.append(t)
+            case .finished(let r, let s): finish = (r, s)
+            }
+        }
+    }
+}
+
+func makeCore(blocks: Int = 16, blockSize: Int = 4, maxBatchTokens: Int = 64, maxSeqs: Int = 8, runner: FakeRunner = FakeRunner()) -> EngineCore {
+    var config = EngineConfig()
+    config.kvBlocks = blocks
+    config.blockSize = blockSize
+    config.maxBatchTokens = maxBatchTokens
+    config.maxSeqs = maxSeqs
+    return EngineCore(config: config, runner: runner, clock: ManualClock())
+}
+
+func greedyRequest(_ id: String, _ prompt: [TokenID], maxTokens: Int) -> EngineRequest {
+    var p = SamplingParams()
+    p.temperature = 0
+    return EngineRequest(id: id, promptTokens: prompt, sampling: p, maxTokens: maxTokens)
+}
+
+/// Token ids lo..<hi, then `extra` (spelled out so the type checker has nothing to infer).
+func ids(_ range: Range<Int32>, then extra: [TokenID] = []) -> [TokenID] { Array(range) + extra }
+
+func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
+    var steps = 0
+    while core.hasWork && steps < limit { try core.step(); steps += 1 }
+    #expect(!core.hasWork, "engine did not finish within \(limit) steps")
+}
+
+@Suite struct EngineCoreTests {
+    @Test func blocksAreAllocatedAndFreedExactly() async throws {
+        let core = makeCore()
+        let a = Collector()
+        let prompt: [TokenID] = Array(0..<10)
+        try core.add(greedyRequest("a", prompt, maxTokens: 3), continuation: a.continuation)
+        try core.step()  // prefill: 10 tokens -> blocks 0, 1, 2; samples token 10
+        #expect(core.blockTable(of: "a") == [0, 1, 2])
+        for b: BlockID in 0..<3 { #expect(core.pool.refCount(b) == 1) }
+        try core.step()  // token 10 at position 10 (block 2), samples 11
+        try core.step()  // token 11 at position 11, samples 12: maxTokens reached
+        #expect(!core.hasWork)
+        try await a.drain()
+        #expect(a.tokens == [10, 11, 12])
+        #expect(a.finish?.0 == .length)
+        // Freed last block first: the shared prefix (block 0) is evicted last.
+        let tail: [BlockID] = Array(core.pool.freeList.suffix(3))
+        #expect(tail == [2, 1, 0])
+        #expect(core.pool.usedCount == 0)
+    }
+
+    @Test func aSharedPrefixIsReusedWithItsBlocks() async throws {
+        let core = makeCore()
+        let a = Collector(), b = Collector()
+        try core.add(greedyRequest("a", ids(0..<10), maxTokens: 1), continuation: a.continuation)
+        try runToCompletion(core)
+        // Blocks 0 and 1 hold full blocks [0..3], [4..7] and are cached; block 2 was partial.
+        try core.add(greedyRequest("b", ids(0..<9, then: [40, 41, 42]), maxTokens: 1), continuation: b.continuation)
+        try core.step()
+        try await b.drain()
+        #expect(b.finish?.1.cachedTokens == 8)
+        #expect(b.finish?.1.promptTokens == 12)
+        let runner = core.runner as! FakeRunner
+        // Only the 4 uncached prompt tokens were computed, from position 8.
+        #expect(runner.batches.last?.tokens == [8, 40, 41, 42])
+        #expect(runner.batches.last?.positions == [8, 9, 10, 11])
+        let table: [BlockID] = runner.batches.last?.blockTables.first ?? []
+        #expect(Array(table.prefix(2)) == [0, 1])
+        let s = core.snapshot()
+        #expect(s.prefixCacheQueriedTokens == 22)
+        #expect(s.prefixCacheHitTokens == 8)
+    }
+
+    @Test func aFullyCachedPromptStillComputesItsLastToken() async throws {
+        let core = makeCore()
+        let a = Collector(), b = Collector()
+        try core.add(greedyRequest("a", ids(0..<8), maxTokens: 1), continuation: a.continuation)
+        try runToCompletion(core)
+        try core.add(greedyRequest("b", ids(0..<8), maxTokens: 1), continuation: b.continuation)
+        try runToCompletion(core)
+        try await b.drain()
+        // Two full blocks match, but the last token's logits are needed: one block is recomputed.
+        #expect(b.finish?.1.cachedTokens == 4)
+        #expect(b.tokens == [8])
+    }
+
+    @Test func evictionTakesTheLeastRecentlyFreedCachedBlock() async throws {
+        let core = makeCore(blocks: 4, blockSize: 4)
+        let cs = (0..<3).map { _ in Collector() }
+        try core.add(greedyRequest("a", ids(0..<4, then: [50]), maxTokens: 1), continuation: cs[0].continuation)
+        try runToCompletion(core)  // a used blocks 0 (cached [0..3]) and 1; freed 1 then 0
+        #expect(core.pool.freeList == [2, 3, 1, 0])
+        try core.add(greedyRequest("b", ids(20..<32, then: [51]), maxTokens: 1), continuation: cs[1].continuation)
+        try core.step()  // b needs 4 blocks: takes 2, 3, 1 and finally 0, evicting a's cached prefix
+        #expect(core.blockTable(of: "b") == nil)  // finished in one step
+        try core.add(greedyRequest("c", ids(0..<4, then: [52]), maxTokens: 1), continuation: cs[2].continuation)
+        try core.step()
+        try await cs[2].drain()
+        #expect(cs[2].finish?.1.cachedTokens == 0, "a's prefix block was evicted by b")
+    }
+
+    @Test func chunkedPrefillRespectsTheTokenBudget() async throws {
+        let runner = FakeRunner()
+        let core = makeCore(maxBatchTokens: 4, runner: runner)
+        let a = Collector(), b = Collector()
+        try core.add(greedyRequest("a", ids(0..<10), maxTokens: 2), continuation: a.continuation)
+        try core.add(greedyRequest("b", [30, 31], maxTokens: 2), continuation: b.continuation)
+        try runToCompletion(core)
+        for batch in runner.batches { #expect(batch.tokenCount <= 4) }
+        // a's prompt goes in chunks of 4, 4 then 2 (with b's prompt joining the third step).
+        #expect(runner.batches[0].tokens == [0, 1, 2, 3])
+        #expect(runner.batches[1].tokens == [4, 5, 6, 7])
+        #expect(runner.batches[2].tokens == [8, 9, 30, 31])
+        try await a.drain()
+        try await b.drain()
+        #expect(a.tokens == [10, 11])
+        #expect(b.tokens == [32, 33])
+    }
+
+    @Test func preemptionRecomputesAndGivesTheSameTokens() async throws {
+        // 6 blocks of 4: two requests of 10 prompt tokens growing to 19 cannot both fit.
+        let core = makeCore(blocks: 6, blockSize: 4)
+        let a = Collector(), b = Collector()
+        try core.add(greedyRequest("a", ids(0..<10), maxTokens: 9), continuation: a.continuation)
+        try core.add(greedyRequest("b", ids(20..<30), maxTokens: 9), continuation: b.continuation)
+        try runToCompletion(core)
+        try await a.drain()
+        try await b.drain()
+        let expectedA: [TokenID] = Array(10..<19), expectedB: [TokenID] = Array(30..<39)
+        #expect(a.tokens == expectedA)
+        #expect(b.tokens == expectedB)
+        #expect(core.snapshot().preemptions >= 1)
+        let preemptions: Int = b.finish?.1.preemptions ?? 0
+        #expect(preemptions >= 1, "the newer request is the one preempted")
+        #expect(core.pool.usedCount == 0)
+    }
+
+    @Test func abortFreesBlocksAtOnce() async throws {
+        let core = makeCore()
+        let a = Collector()
+        try core.add(greedyRequest("a", ids(0..<10), maxTokens: 50), continuation: a.continuation)
+        try core.step()
+        #expect(core.pool.usedCount == 3)
+        #expect(core.abort("a"))
+        #expect(core.pool.usedCount == 0)
+        #expect(!core.hasWork)
+        try await a.drain()
+        #expect(a.finish?.0 == .abort)
+    }
+
+    @Test func maxSeqsLimitsRunningRequests() throws {
+        let core = makeCore(maxSeqs: 2)
+        for i in 0..<4 {
+            let prompt: [TokenID] = [TokenID(i)]
+            try core.add(greedyRequest("r\(i)", prompt, maxTokens: 5), continuation: nil)
+        }
+        try core.step()
+        #expect(core.runningIDs == ["r0", "r1"])
+        #expect(core.waitingIDs == ["r2", "r3"])
+        try runToCompletion(core)
+    }
+
+    @Test func tooLongAndEmptyPromptsAreRefused() throws {
+        let core = makeCore(blocks: 4, blockSize: 4)
+        let long: [TokenID] = Array(repeating: 1, count: 16)
+        #expect(throws: EngineError.promptTooLong(tokens: 16, limit: 15)) { try core.add(greedyRequest("x", long, maxTokens: 1), continuation: nil) }
+        #expect(throws: EngineError.emptyPrompt) { try core.add(greedyRequest("y", [], maxTokens: 1), continuation: nil) }
+    }
+}
