@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 # Builds the benchmark corpus (~4 MB): Python standard-library source and its LICENSE (English prose and
 # code, present wherever Python is) plus the multilingual golden strings, repeated to size.
-# Usage: python3 bench/tokenizer/make_corpus.py [OUT]   (default /tmp/tally-tokenizer-corpus.txt)
+# Usage: python3 bench/tokenizer/make_corpus.py [OUT]   (default: tally-tokenizer-corpus.txt in the system temp dir)
 import json
+import os
 import sys
+import tempfile
 import sysconfig
 from pathlib import Path
 
-OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/tally-tokenizer-corpus.txt")
+OUT = Path(sys.argv[1] if len(sys.argv) > 1 else os.path.join(tempfile.gettempdir(), "tally-tokenizer-corpus.txt"))
 HERE = Path(__file__).resolve().parent
 stdlib = Path(sysconfig.get_paths()["stdlib"])
 parts = []
