@@ -1,0 +1,137 @@
+// Engine invariants on a real (tiny) model, through the threaded Engine: a prefix-cache hit gives the
+// same tokens as a cold run, and a request gives the same tokens alone or among others (greedy and
+// seeded sampling).
+
+import Engine
+import GGUF
+import Kernels
+import ModelRuntime
+import Sampling
+import Testing
+import TestSupport
+
+func tinyEngine(prefixCaching: Bool = true, maxBatchTokens: Int = 64, blocks: Int = 64) throws -> BatchingEngine {
+    let file = try GGUFFile(path: packageRoot + "/Tests/ModelRuntimeTests/Fixtures/tiny-q8_0.gguf")
+    let model = try LlamaModel(file: file, pool: ComputePool(threads: 2))
+    var config = EngineConfig()
+    config.kvBlocks = blocks
+    config.blockSize = 4
+    config.maxBatchTokens = maxBatchTokens
+    config.prefixCaching = prefixCaching
+    return BatchingEngine(runner: LlamaRunner(model: model, blockCount: blocks, blockSize: 4), config: config)
+}
+
+/// Submits and collects one request. Every typed-throws `submit` is its own statement here: the same
+/// call inside an argument list or a `map` closure hung the Swift 6.3.1 compiler.
+func run(_ engine: BatchingEngine, _ r: EngineRequest) async throws -> ([TokenID], FinishReason?, RequestStats?) {
+    let stream: AsyncThrowingStream<EngineEvent, Error>
+    do { stream = try engine.submit(r) } catch { throw error }
+    return try await collect(stream)
+}
+
+func collect(_ stream: AsyncThrowingStream<EngineEvent, Error>) async throws -> ([TokenID], FinishReason?, RequestStats?) {
+    var tokens: [TokenID] = []
+    var finish: (FinishReason, RequestStats)?
+    for try await event in stream {
+        switch event {
+        case .token(let t, _): tokens.append(t)
+        case .finished(let r, let s): finish = (r, s)
+        }
+    }
+    return (tokens, finish?.0, finish?.1)
+}
+
+func request(_ id: String, _ prompt: [TokenID], temperature: Float = 0, seed: UInt64 = 7, maxTokens: Int = 12) -> EngineRequest {
+    var p = SamplingParams()
+    p.temperature = temperature
+    p.seed = seed
+    return EngineRequest(id: id, promptTokens: prompt, sampling: p, maxTokens: maxTokens)
+}
+
+@Suite(.serialized) struct EngineInvariantTests {
+    static let shared: [TokenID] = (0..<21).map { (i: Int) -> TokenID in TokenID((i * 13 + 5) % 256 + 4) }
+
+    @Test(arguments: [Float(0), 0.9])
+    func aPrefixCacheHitGivesTheSameTokensAsAColdRun(temperature: Float) async throws {
+        let cold = try tinyEngine(prefixCaching: false)
+        defer { cold.shutdown() }
+        let warm = try tinyEngine(prefixCaching: true)
+        defer { warm.shutdown() }
+        let suffix: [TokenID] = [9, 10, 11], fill: [TokenID] = [99]
+        let prompt: [TokenID] = Self.shared + suffix
+        let reference = try await run(cold, request("cold", prompt, temperature: temperature))
+        let filler: [TokenID] = Self.shared + fill
+        _ = try await run(warm, request("fill", filler, temperature: temperature))
+        let hit = try await run(warm, request("hit", prompt, temperature: temperature))
+        #expect(hit.2?.cachedTokens == 20, "five full blocks of the shared prefix were reused")
+        #expect(reference.2?.cachedTokens == 0)
+        #expect(hit.0 == reference.0)
+        #expect(hit.0.count == 12)
+    }
+
+    @Test(arguments: [Float(0), 0.9])
+    func aRequestGivesTheSameTokensAloneOrAmongOthers(temperature: Float) async throws {
+        let ramp: [TokenID] = (0..<30).map { (i: Int) -> TokenID in TokenID(i + 100) }
+        let prompts: [[TokenID]] = [[1, 50, 60, 70], Self.shared, [1, 200, 201], ramp]
+        var alone: [[TokenID]] = []
+        for (i, p) in prompts.enumerated() {
+            let engine = try tinyEngine(prefixCaching: false)
+            let result = try await run(engine, request("a\(i)", p, temperature: temperature, seed: UInt64(i)))
+            alone.append(result.0)
+            engine.shutdown()
+        }
+        // All at once, with a small token budget so prefill chunks and decodes interleave.
+        let engine = try tinyEngine(prefixCaching: false, maxBatchTokens: 8)
+        defer { engine.shutdown() }
+        var streams: [AsyncThrowingStream<EngineEvent, Error>] = []
+        for (i, p) in prompts.enumerated() {
+            let r = request("t\(i)", p, temperature: temperature, seed: UInt64(i))
+            let s: AsyncThrowingStream<EngineEvent, Error>
+            do { s = try engine.submit(r) } catch { throw error }
+            streams.append(s)
+        }
+        for (i, s) in streams.enumerated() {
+            let together = try await collect(s)
+            #expect(together.0 == alone[i], "prompt \(i)")
+        }
+        #expect(engine.snapshot().kvBlocksUsed == 0)
+    }
+
+    @Test func cancellingTheStreamAbortsTheRequestAndFreesItsBlocks() async throws {
+        let engine = try tinyEngine()
+        defer { engine.shutdown() }
+        let long = request("long", Self.shared, maxTokens: 100)
+        let stream: AsyncThrowingStream<EngineEvent, Error>
+        do { stream = try engine.submit(long) } catch { throw error }
+        let task = Task {
+            var n = 0
+            for try await event in stream { if case .token = event { n += 1; if n == 2 { break } } }
+        }
+        try await task.value
+        // The abort reaches the engine thread within a step or two.
+        for _ in 0..<200 {
+            let s = engine.snapshot()
+            if s.kvBlocksUsed == 0 && s.running == 0 { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(engine.snapshot().running == 0)
+        #expect(engine.snapshot().kvBlocksUsed == 0)
+    }
+
+    @Test func aFullQueueIsRefusedNotBlocked() throws {
+        var config = EngineConfig()
+        config.maxQueue = 2
+        config.kvBlocks = 4
+        config.blockSize = 4
+        let file = try GGUFFile(path: packageRoot + "/Tests/ModelRuntimeTests/Fixtures/tiny-q8_0.gguf")
+        let model = try LlamaModel(file: file, pool: ComputePool(threads: 1))
+        let engine = BatchingEngine(runner: LlamaRunner(model: model, blockCount: 4, blockSize: 4), config: config)
+        defer { engine.shutdown(deadline: .milliseconds(10)) }
+        var refused = 0
+        for i in 0..<40 {
+            let r = request("q\(i)", [1, 2, 3], maxTokens: 100)
+            do { _ = try engine.submit(r) } catch { if error == .queueFull(limit: 2) { refused += 1 } }
+        }
+        #expect(refused > 0)
+    }
+}
