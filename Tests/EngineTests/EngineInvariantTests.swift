@@ -94,6 +94,8 @@ func request(_ id: String, _ prompt: [TokenID], temperature: Float = 0, seed: UI
             let together = try await collect(s)
             #expect(together.0 == alone[i], "prompt \(i)")
         }
+        // The snapshot is refreshed after the step in which the last request finished.
+        for _ in 0..<200 where engine.snapshot().kvBlocksUsed != 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(engine.snapshot().kvBlocksUsed == 0)
     }
 
@@ -105,7 +107,9 @@ func request(_ id: String, _ prompt: [TokenID], temperature: Float = 0, seed: UI
         do { stream = try engine.submit(long) } catch { throw error }
         let task = Task {
             var n = 0
-            for try await event in stream { if case .token = event { n += 1; if n == 2 { break } } }
+            // Cancel the consuming task, as the server does when a client disconnects (merely leaving the
+            // loop while the stream is still referenced does not end it).
+            for try await event in stream { if case .token = event { n += 1; if n == 2 { withUnsafeCurrentTask { $0?.cancel() } } } }
         }
         try await task.value
         // The abort reaches the engine thread within a step or two.
