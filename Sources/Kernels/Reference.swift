@@ -1,6 +1,8 @@
 // Scalar references in Swift, written from the definitions and independent of the C code: the tests
 // hold every C kernel (scalar and vector) to these.
 
+import Foundation
+
 package enum Reference {
     /// ggml's x86 quantize_row_q8_0: d = f16(amax/127), q = round-half-even(x * 127/amax).
     package static func quantizeActivations(_ x: [Float], k: Int) -> (scales: [Float], quants: [Int8]) {
@@ -46,5 +48,3 @@ package enum Reference {
         return out.map { Float($0) }
     }
 }
-
-import Foundation

@@ -1,2 +1,0 @@
-// Tokenization: byte-level BPE, SentencePiece BPE, streaming detokenizer, chat templates (issue 4).
-import GGUF
