@@ -45,10 +45,9 @@ let package = Package(
         .target(name: "Quantizer", dependencies: [
             "GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // OpenAI-compatible HTTP routes.
-        // Metering reaches it only through ServerConfig.costForUsage, so a broken store never breaks serving.
+        // OpenAI-compatible HTTP routes; usage records and costs through Metering's Meter.
         .target(name: "OpenAIServer", dependencies: [
-            "Engine", "Tokenization",
+            "Engine", "Tokenization", "Metering",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -71,7 +70,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelRuntime", "Tokenization", "GGUF", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "OpenAIServerTests", dependencies: [
-            "OpenAIServer", "Engine", "Tokenization", "Sampling", "GGUF", "TestSupport",
+            "OpenAIServer", "Engine", "Tokenization", "Sampling", "GGUF", "Metering", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "MeteringTests", dependencies: [

@@ -4,6 +4,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import GGUF
+import Metering
 import ModelRuntime
 import OpenAIServer
 import Quantizer
@@ -25,6 +26,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A file of API keys, one per line.") var apiKeyFile: String?
     @Option(help: "Chat template name to use instead of the one the model declares.") var chatTemplate: String?
     @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
+    @Option(help: "Usage database (SQLite; default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
+    @Flag(help: "Do not record usage or price requests (no usage.cost, no budgets).") var noMetering = false
+    @Option(help: "Budget file: output-token caps and spend limits per API key (README, Budgets).") var budgets: String?
+    @OptionGroup var pricingOptions: PricingOptions
 
     func run() async throws {
         let path: String
@@ -60,9 +65,36 @@ struct Serve: AsyncParsableCommand {
         }
         config.chatTemplateOverride = chatTemplate
         let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        var store: SQLiteUsageStore?
+        if !noMetering {
+            let pricing = try pricingOptions.pricing()
+            let policy = try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) } ?? .unlimited
+            let dbPath = db ?? defaultUsageDatabase()
+            try FileManager.default.createDirectory(atPath: (dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let opened = try await SQLiteUsageStore.open(path: dbPath)
+            store = opened
+            config.meter = Meter(store: opened, pricing: pricing, budgets: policy)
+            config.modelShape = Self.shape(of: llama)
+            printError("metering to \(dbPath); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
+            for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(Tenant.fingerprint(apiKey: key))") }
+        }
         let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name)
         printError("serving \(name) on http://\(host):\(port) (\(threads) threads, \(engineConfig.kvBlocks) KV blocks = \(engineConfig.kvBlocks * 16) positions, max \(maxSeqs) running)")
         try await runServer(app, config: config)
         engine.shutdown(deadline: .seconds(5))
+        // Requests aborted by the shutdown are recorded in the background: let them land, then close.
+        await config.meter?.flush()
+        try? await store?.close()
+    }
+
+    /// What the model is for the GPU-equivalent cost: parameters that take part in a matmul per token
+    /// (attention, feed-forward and output projections), the weights' bytes as served, and attention widths.
+    static func shape(of model: LlamaModel) -> ModelShape {
+        let c = model.config
+        let perLayer = 2 * c.embeddingLength * c.queryWidth + 2 * c.embeddingLength * c.kvWidth + 3 * c.embeddingLength * c.feedForwardLength
+        let parameters = Int64(c.layerCount * perLayer + c.embeddingLength * c.vocabSize)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: model.file.path)[.size] as? Int).map(Int64.init) ?? 0
+        return ModelShape(parameterCount: parameters, weightBytes: bytes, layerCount: c.layerCount,
+                          attentionWidth: c.queryWidth, kvWidth: c.kvWidth)
     }
 }

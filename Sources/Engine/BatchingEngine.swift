@@ -11,7 +11,7 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var inbox: [(EngineRequest, AsyncThrowingStream<EngineEvent, Error>.Continuation)] = []
-    private var aborts: [RequestID] = []
+    private var ends: [(RequestID, FinishReason)] = []
     private var accepting = true
     private var stopped = false
     private var cachedSnapshot = EngineSnapshot()
@@ -51,9 +51,11 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
         return stream
     }
 
-    package func abort(_ id: RequestID) {
+    package func abort(_ id: RequestID) { end(id, reason: .abort) }
+
+    package func end(_ id: RequestID, reason: FinishReason) {
         condition.lock()
-        aborts.append(id)
+        ends.append((id, reason))
         condition.signal()
         condition.unlock()
     }
@@ -88,17 +90,17 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while inbox.isEmpty && aborts.isEmpty && !core.hasWork && !stopped { condition.wait() }
-            let newRequests = inbox, abortIDs = aborts
+            while inbox.isEmpty && ends.isEmpty && !core.hasWork && !stopped { condition.wait() }
+            let newRequests = inbox, endings = ends
             inbox = []
-            aborts = []
+            ends = []
             let stop = stopped
             condition.unlock()
 
             for (request, continuation) in newRequests {
                 do { try core.add(request, continuation: continuation) } catch { continuation.finish(throwing: error) }
             }
-            for id in abortIDs { core.abort(id) }
+            for (id, reason) in endings { core.end(id, reason) }
             if stop {
                 for id in core.runningIDs + core.waitingIDs { core.abort(id) }
             } else {

@@ -73,10 +73,13 @@ package final class BlockPool {
 
     /// Records that `block` now holds the full block with `hash`. If another block already holds it,
     /// the existing mapping is kept (both hold the same values; the older one is the one found).
-    package func register(_ block: BlockID, hash: BlockHash) {
-        guard blockOfHash[hash] == nil, hashOfBlock[Int(block)] == nil else { return }
+    /// Returns whether the block is new in the cache (false: that content or that block was there already).
+    @discardableResult
+    package func register(_ block: BlockID, hash: BlockHash) -> Bool {
+        guard blockOfHash[hash] == nil, hashOfBlock[Int(block)] == nil else { return false }
         blockOfHash[hash] = block
         hashOfBlock[Int(block)] = hash
+        return true
     }
 
     private func pushBack(_ b: Int32) {

@@ -20,6 +20,9 @@ package struct EngineRequest: Sendable {
     package var topLogprobs: Int?
     /// When the request reached the server; queue time counts from here.
     package var arrival: ContinuousClock.Instant
+    /// Called on the engine thread once, however the request ends (also when its stream was cancelled and
+    /// nobody reads `.finished` any more): how metering hears of aborted requests. Keep it quick.
+    package var onFinish: (@Sendable (FinishReason, RequestStats) -> Void)?
 
     package init(id: RequestID, promptTokens: [TokenID], sampling: SamplingParams = SamplingParams(), maxTokens: Int,
                  stopTokenIDs: Set<TokenID> = [], ignoreEOS: Bool = false, topLogprobs: Int? = nil,
@@ -63,6 +66,8 @@ package struct RequestStats: Sendable, Equatable {
     package var promptTokens = 0
     /// Prompt tokens whose KV came from the prefix cache (not computed for this request).
     package var cachedTokens = 0
+    /// Prompt tokens in full blocks this request added to the prefix cache (APIs bill these as cache writes).
+    package var cacheWriteTokens = 0
     package var generatedTokens = 0
     /// Arrival to first scheduled step.
     package var queueMicros: Int64 = 0
@@ -121,6 +126,9 @@ package struct EngineSnapshot: Sendable, Equatable {
 package protocol InferenceEngine: Sendable {
     /// Queues a request. Ending (or dropping) the stream's consumer aborts it and frees its blocks.
     func submit(_ request: EngineRequest) throws(EngineError) -> AsyncThrowingStream<EngineEvent, Error>
+    /// Ends a request early as finished with `reason` (a stop string matched): its stream still gets
+    /// `.finished` with the engine's stats, so usage is complete. Unknown or finished ids are ignored.
+    func end(_ id: RequestID, reason: FinishReason)
     func snapshot() -> EngineSnapshot
     /// Longest prompt + max_tokens a request may have.
     var contextLength: Int { get }

@@ -103,13 +103,18 @@ package final class EngineCore {
 
     /// Drops a request wherever it is; its blocks are freed now. Returns whether it was found.
     @discardableResult
-    package func abort(_ id: RequestID) -> Bool {
+    package func abort(_ id: RequestID) -> Bool { end(id, .abort) }
+
+    /// Ends a request as the caller decided (`.stop`: a stop string matched; `.abort`: cancelled); it gets
+    /// `.finished` with its stats like any other finish, and its blocks are freed now.
+    @discardableResult
+    package func end(_ id: RequestID, _ reason: FinishReason) -> Bool {
         if let i = running.firstIndex(where: { $0.request.id == id }) {
-            finish(running.remove(at: i), .abort)
+            finish(running.remove(at: i), reason)
             return true
         }
         if let i = waiting.firstIndex(where: { $0.request.id == id }) {
-            finish(waiting.remove(at: i), .abort)
+            finish(waiting.remove(at: i), reason)
             return true
         }
         return false
@@ -281,7 +286,10 @@ package final class EngineCore {
         while seq.blockHashes.count < full {
             let b = seq.blockHashes.count
             let h = BlockHash(parent: seq.blockHashes.last, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
-            pool.register(seq.blockTable[b], hash: h)
+            // Prompt blocks this request put into the cache: what APIs with cache-write prices bill as writes.
+            if pool.register(seq.blockTable[b], hash: h) && (b + 1) * config.blockSize <= seq.request.promptTokens.count {
+                seq.stats.cacheWriteTokens += config.blockSize
+            }
             seq.blockHashes.append(h)
         }
     }
@@ -300,6 +308,7 @@ package final class EngineCore {
         stats.prefillMicros = max(0, (seq.firstTokenMicros ?? scheduled) - scheduled)
         stats.decodeMicros = max(0, (seq.lastTokenMicros ?? scheduled) - (seq.firstTokenMicros ?? scheduled))
         stats.busyShareMicros = Int64(seq.busyMicros.rounded())
+        seq.request.onFinish?(reason, stats)
         seq.continuation?.yield(.finished(reason, stats))
         seq.continuation?.finish()
     }

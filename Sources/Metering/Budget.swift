@@ -177,3 +177,85 @@ package enum BudgetCheck {
         return .allow(maxOutputTokens: requestedMaxOutputTokens ?? cap)
     }
 }
+
+// MARK: Budget file
+
+/// The budget file `tally serve --budgets FILE` reads (dollars, not nano-USD; tenants by key fingerprint,
+/// which `tally serve` prints for each configured key at start):
+///
+///     {
+///       "max_output_tokens": 1024,
+///       "spend_limits": [{"period": "day", "basis": "local", "usd": 5}],
+///       "tenants": {
+///         "sha256:0123456789abcdef": {
+///           "max_output_tokens": 256,
+///           "spend_limits": [{"period": "month", "basis": "gpt-5-nano", "tier": "batch", "usd": 0.5}]
+///         }
+///       }
+///     }
+///
+/// `basis` is `local` or a model of the price table (its API-equivalent cost, `tier` standard by default).
+extension BudgetPolicy {
+    private struct FileLimit: Decodable {
+        var period: String
+        var basis: String
+        var tier: String?
+        var usd: Double
+    }
+    private struct FileTenant: Decodable {
+        var max_output_tokens: Int?
+        var spend_limits: [FileLimit]?
+    }
+    private struct File: Decodable {
+        var max_output_tokens: Int?
+        var spend_limits: [FileLimit]?
+        var tenants: [String: FileTenant]?
+    }
+
+    package static func load(path: String, prices: PriceTable) throws -> BudgetPolicy {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw MeteringError.badBudgetFile(path: path, reason: "cannot be read (\(error.localizedDescription))")
+        }
+        return try parse(data, name: path, prices: prices)
+    }
+
+    package static func parse(_ data: Data, name: String, prices: PriceTable) throws -> BudgetPolicy {
+        let file: File
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch {
+            throw MeteringError.badBudgetFile(path: name, reason: "is not a budget JSON object (\(error))")
+        }
+        func limit(_ l: FileLimit) throws -> SpendLimit {
+            guard let period = SpendPeriod(rawValue: l.period) else {
+                throw MeteringError.badBudgetFile(path: name, reason: "period \"\(l.period)\" is neither day nor month")
+            }
+            guard l.usd >= 0, l.usd.isFinite else {
+                throw MeteringError.badBudgetFile(path: name, reason: "usd \(l.usd) must be a non-negative number")
+            }
+            let basis: SpendBasis
+            if l.basis == "local" {
+                basis = .local
+            } else {
+                guard prices.models.contains(where: { $0.model == l.basis }) else {
+                    throw MeteringError.badBudgetFile(path: name, reason: "basis \"\(l.basis)\" is neither local nor a model of the price table (\(prices.models.map(\.model).joined(separator: ", ")))")
+                }
+                guard let tier = PriceTier(rawValue: l.tier ?? "standard") else {
+                    throw MeteringError.badBudgetFile(path: name, reason: "tier \"\(l.tier ?? "")\" is neither standard nor batch")
+                }
+                basis = .api(model: l.basis, tier: tier)
+            }
+            return SpendLimit(period: period, basis: basis, limitNanoUSD: nanoUSD(l.usd))
+        }
+        func cap(_ value: Int?) throws -> Int? {
+            if let value, value < 1 { throw MeteringError.badBudgetFile(path: name, reason: "max_output_tokens \(value) must be at least 1") }
+            return value
+        }
+        var policy = BudgetPolicy(defaultMaxOutputTokens: try cap(file.max_output_tokens),
+                                  defaultSpendLimits: try (file.spend_limits ?? []).map(limit))
+        for (tenant, budget) in file.tenants ?? [:] {
+            policy.tenants[tenant] = TenantBudget(maxOutputTokens: try cap(budget.max_output_tokens),
+                                                  spendLimits: try budget.spend_limits.map { try $0.map(limit) })
+        }
+        return policy
+    }
+}

@@ -18,6 +18,8 @@ package enum MeteringError: Error, Equatable, CustomStringConvertible {
     case badProfileFile(path: String, reason: String)
     /// A price, machine or GPU profile name that the loaded files do not have.
     case unknownProfile(kind: String, name: String, known: [String])
+    /// A budget file could not be read or names something unknown.
+    case badBudgetFile(path: String, reason: String)
 
     package var description: String {
         switch self {
@@ -35,6 +37,8 @@ package enum MeteringError: Error, Equatable, CustomStringConvertible {
             return "profile file \(path): \(reason). Fix the file or leave the flag out to use the shipped profiles."
         case .unknownProfile(let kind, let name, let known):
             return "no \(kind) named \"\(name)\". Known: \(known.joined(separator: ", ")). Pick one of these or add it to the file."
+        case .badBudgetFile(let path, let reason):
+            return "budget file \(path): \(reason). See README \"Budgets\" for the format."
         }
     }
 }

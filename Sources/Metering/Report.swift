@@ -107,6 +107,18 @@ package struct WhatIf: Sendable, Equatable, Codable {
     package var apis: [APICost]
 }
 
+/// One spend limit of one tenant in the period containing the report's generation time.
+package struct BudgetLine: Sendable, Equatable, Codable {
+    package var tenant: String
+    package var period: String
+    /// `local-cost` or `MODEL TIER-equivalent`.
+    package var basis: String
+    package var limitNanoUSD: Int64
+    package var spentNanoUSD: Int64
+    package var periodStart: String
+    package var periodEnd: String
+}
+
 /// One UTC day, for the cost-over-time chart.
 package struct DayPoint: Sendable, Equatable, Codable {
     package var day: String
@@ -140,6 +152,8 @@ package struct Report: Sendable, Equatable, Codable {
     package var breakEven: [BreakEven]
     package var whatIf: [WhatIf]
     package var days: [DayPoint]
+    /// Spend against each budget this period (empty without a budget policy).
+    package var budgets: [BudgetLine] = []
     package var notes: [String]
 }
 
@@ -149,7 +163,7 @@ package let hoursPerMonth: Int64 = 730
 /// Builds a report over the records finished in `[since, until)` (Unix µs; nil: open).
 package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by grouping: Grouping?,
                         prices: PriceTable, machine: MachineProfile, gpu: GPUProfile,
-                        generatedAtMicros: Int64) -> Report {
+                        generatedAtMicros: Int64, budgets policy: BudgetPolicy? = nil) -> Report {
     let range = TimeRange(sinceMicros: since, untilMicros: until)
     let selected = records.filter { range.contains($0.timeMicros) }.sorted { ($0.timeMicros, $0.id) < ($1.timeMicros, $1.id) }
 
@@ -256,7 +270,28 @@ package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by
         generatedAt: UTC.timestamp(micros: generatedAtMicros), since: since.map(UTC.timestamp), until: until.map(UTC.timestamp),
         windowStart: UTC.timestamp(micros: start), windowEnd: UTC.timestamp(micros: start + window), grouping: grouping,
         prices: .init(name: prices.name, asOf: prices.asOf, source: prices.source), machine: machine, gpu: gpu,
-        total: total, groups: groups, utilization: utilization, breakEven: breakEven, whatIf: whatIf, days: days, notes: notes)
+        total: total, groups: groups, utilization: utilization, breakEven: breakEven, whatIf: whatIf, days: days,
+        budgets: policy.map { budgetLines(records: records, policy: $0, nowMicros: generatedAtMicros, machine: machine, prices: prices) } ?? [],
+        notes: notes)
+}
+
+/// Spend of every tenant with limits (named in the policy, or seen in `records` under the default limits)
+/// in the current day or month, whatever range the rest of the report covers.
+private func budgetLines(records: [UsageRecord], policy: BudgetPolicy, nowMicros: Int64,
+                         machine: MachineProfile, prices: PriceTable) -> [BudgetLine] {
+    let tenants = Set(records.compactMap(\.tenant)).union(policy.tenants.keys).sorted()
+    return tenants.flatMap { tenant -> [BudgetLine] in
+        var usage: [SpendPeriod: UsageTotals] = [:]
+        for period in BudgetCheck.periods(policy: policy, tenant: tenant) {
+            let start = period.start(containing: nowMicros)
+            usage[period] = UsageTotals(records.filter { $0.tenant == tenant && $0.timeMicros >= start && $0.timeMicros <= nowMicros })
+        }
+        return BudgetCheck.status(policy: policy, tenant: tenant, usage: usage, nowMicros: nowMicros, machine: machine, prices: prices).map {
+            BudgetLine(tenant: tenant, period: $0.limit.period.rawValue, basis: $0.limit.basis.label, limitNanoUSD: $0.limit.limitNanoUSD,
+                       spentNanoUSD: $0.spentNanoUSD, periodStart: UTC.timestamp(micros: $0.periodStartMicros),
+                       periodEnd: UTC.timestamp(micros: $0.periodEndMicros))
+        }
+    }
 }
 
 /// a / b rounded to 6 decimals, 0 when b is 0: reports print these, and goldens must not depend on the

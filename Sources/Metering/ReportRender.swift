@@ -90,6 +90,14 @@ extension Report {
                 ["x\($0.factor)", "\($0.requests)", "\($0.tokens)", "\($0.machines)", percent($0.utilization),
                  formatUSD($0.localNanoUSD), formatUSD($0.gpuNanoUSD)] + $0.apis.map { formatUSD($0.standardNanoUSD) }
             }))
+        if !budgets.isEmpty {
+            out.append("")
+            out.append("Budgets (spend this period, as of \(generatedAt))")
+            out.append(table(["tenant", "period", "basis", "spent", "limit", "used", "resets"], budgets.map {
+                [$0.tenant, $0.period, $0.basis, formatUSD($0.spentNanoUSD), formatUSD($0.limitNanoUSD),
+                 $0.limitNanoUSD == 0 ? "-" : percent(Double($0.spentNanoUSD) / Double($0.limitNanoUSD)), $0.periodEnd]
+            }))
+        }
         if !notes.isEmpty {
             out.append("")
             out.append("Notes")
@@ -198,6 +206,12 @@ extension Report {
                           })
         html += "<p>Utilization \(percent(utilization.utilization)): busy \(esc(hours(utilization.busyMicros))), "
             + "idle \(esc(hours(utilization.idleMicros))).</p>\n"
+        if !budgets.isEmpty {
+            html += "<h2>Budgets this period</h2>\n"
+            html += htmlTable(["tenant", "period", "basis", "spent", "limit", "resets"], budgets.map {
+                [$0.tenant, $0.period, $0.basis, formatUSD($0.spentNanoUSD), formatUSD($0.limitNanoUSD), $0.periodEnd]
+            })
+        }
         for note in notes { html += "<p class=\"muted\">\(esc(note))</p>\n" }
         return html + "</body></html>\n"
     }

@@ -286,7 +286,7 @@ package actor SQLiteUsageStore: UsageStore {
         guard let tags = try? JSONDecoder().decode([String].self, from: Data(try text("tags").utf8)) else {
             throw MeteringError.corruptRow(path: path, id: id, reason: "tags is not a JSON array of strings")
         }
-        guard let finish = FinishReason(rawValue: try text("finish_reason")) else {
+        guard let finish = UsageOutcome(rawValue: try text("finish_reason")) else {
             throw MeteringError.corruptRow(path: path, id: id, reason: "unknown finish_reason")
         }
         return UsageRecord(

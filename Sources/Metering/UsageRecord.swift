@@ -5,7 +5,7 @@ import Crypto
 import Foundation
 
 /// Why a request ended. Raw values are what the store writes (`finish_reason`).
-package enum FinishReason: String, Sendable, Codable, CaseIterable {
+package enum UsageOutcome: String, Sendable, Codable, CaseIterable {
     /// End of sequence or a stop token/string.
     case stop
     /// `max_tokens` or the context limit.
@@ -75,14 +75,14 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
     /// The request's share of engine busy time: each step's duration split among the requests in that step
     /// in proportion to their tokens in it, summed over the request's steps.
     package var busyShareMicros: Int64
-    package var finishReason: FinishReason
+    package var finishReason: UsageOutcome
 
     package init(
         id: String, timeMicros: Int64, model: String, modelShape: ModelShape = .unknown,
         tenant: String? = nil, user: String? = nil, tags: [String] = [],
         promptTokens: Int, cachedTokens: Int = 0, cacheWriteTokens: Int = 0, generatedTokens: Int,
         queueMicros: Int64 = 0, prefillMicros: Int64 = 0, decodeMicros: Int64 = 0, busyShareMicros: Int64,
-        finishReason: FinishReason = .stop
+        finishReason: UsageOutcome = .stop
     ) {
         self.id = id
         self.timeMicros = timeMicros

@@ -90,6 +90,11 @@ package struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         }
     }
 
+    /// A budget refused the request (output-token cap or spend limit); the message says which and until when.
+    package static func budgetExceeded(_ message: String) -> APIError {
+        APIError(status: .tooManyRequests, message: message, type: "insufficient_quota", code: "budget_exceeded")
+    }
+
     package static func internalError(_ error: any Error) -> APIError {
         APIError(status: .internalServerError, message: "internal error: \(error); this is a bug, please report it",
                  type: "server_error")

@@ -3,6 +3,7 @@
 
 import Engine
 import Hummingbird
+import Metering
 import ServiceLifecycle
 import Tokenization
 
@@ -38,7 +39,7 @@ package func buildRouter(
     let template = try config.chatTemplateOverride.map { try ChatTemplate.named($0) }
         ?? ChatTemplate.detect(tokenizer.chatTemplate).template
     let service = CompletionService(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName,
-                                    chatTemplate: template, metrics: metrics)
+                                    chatTemplate: template, metrics: metrics, tenants: config.apiKeys.map(Tenant.fingerprint))
 
     let router = Router(context: ServerRequestContext.self)
     router.add(middleware: ErrorMiddleware<ServerRequestContext>(maxBodyBytes: config.maxBodyBytes, metrics: metrics))
@@ -47,8 +48,9 @@ package func buildRouter(
         return jsonResponse(.object([("status", .string(ready ? "ok" : "loading"))]), status: ready ? .ok : .serviceUnavailable)
     }
     router.get("metrics") { _, _ -> Response in
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine.snapshot()))))
+        let metering = await config.meter?.snapshot()
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine.snapshot(), metering: metering))))
     }
     let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: config.apiKeys))
     v1.get("models") { _, _ -> Response in service.models() }

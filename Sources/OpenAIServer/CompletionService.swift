@@ -5,7 +5,9 @@
 import Engine
 import Foundation
 import GGUF
+import HTTPTypes
 import Hummingbird
+import Metering
 import Sampling
 import Tokenization
 
@@ -16,6 +18,8 @@ struct PreparedGeneration: Sendable {
     var stream: Bool
     var includeUsage: Bool
     var user: String?
+    /// `max_tokens` as sent (nil: not sent); budgets reject explicit ones over a cap and cap the rest.
+    var requestedMaxTokens: Int?
     /// Completions with `echo`: the prompt text that starts the choice's text.
     var echoText: String?
     var wantLogprobs: Bool
@@ -25,6 +29,7 @@ struct PreparedGeneration: Sendable {
 
 /// How a generation ended, and the facts for usage.
 struct GenerationOutcome: Sendable {
+    /// What the client sees: "stop", "length" or "abort".
     var finishReason: String
     var stats: RequestStats
 }
@@ -53,6 +58,8 @@ struct CompletionService: Sendable {
     let modelName: String
     let chatTemplate: ChatTemplate
     let metrics: ServerMetrics
+    /// `Tenant.fingerprint` of each of `config.apiKeys`: who a request is billed to.
+    let tenants: [String]
     let created = Int(Date().timeIntervalSince1970)
 
     // MARK: Routes
@@ -92,7 +99,7 @@ struct CompletionService: Sendable {
                                    idPrefix: "cmpl-", arrival: arrival)
         let shape = ResponseShape.completion(id: prepared.engineRequest.id, created: created, model: modelName,
                                              tokenizer: tokenizer, echoOffset: echoText?.unicodeScalars.count ?? 0)
-        return try await respond(prepared, shape: shape, endpoint: "completions", context: context)
+        return try await respond(prepared, shape: shape, request: request, context: context)
     }
 
     func chatCompletions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
@@ -125,7 +132,7 @@ struct CompletionService: Sendable {
                                    topLogprobs: wire.logprobs ? (wire.topLogprobs ?? 0) : nil, echoText: nil,
                                    idPrefix: "chatcmpl-", arrival: arrival)
         let shape = ResponseShape.chat(id: prepared.engineRequest.id, created: created, model: modelName, tokenizer: tokenizer)
-        return try await respond(prepared, shape: shape, endpoint: "chat.completions", context: context)
+        return try await respond(prepared, shape: shape, request: request, context: context)
     }
 
     // MARK: Shared steps
@@ -193,7 +200,8 @@ struct CompletionService: Sendable {
                                     maxTokens: limit, stopTokenIDs: tokenizer.endOfGenerationIDs,
                                     ignoreEOS: fields.ignoreEOS, topLogprobs: topLogprobs, arrival: arrival)
         return PreparedGeneration(engineRequest: request, stops: fields.stop, stream: fields.stream,
-                                  includeUsage: fields.includeUsage, user: fields.user, echoText: echoText,
+                                  includeUsage: fields.includeUsage, user: fields.user, requestedMaxTokens: maxTokens,
+                                  echoText: echoText,
                                   wantLogprobs: topLogprobs != nil, promptParam: promptParam)
     }
 
@@ -202,8 +210,37 @@ struct CompletionService: Sendable {
         return String((0..<24).map { _ in alphabet.randomElement()! })
     }
 
-    private func respond(_ prepared: PreparedGeneration, shape: ResponseShape, endpoint: String,
+    private func respond(_ prepared: PreparedGeneration, shape: ResponseShape, request: Request,
                          context: ServerRequestContext) async throws -> Response {
+        var prepared = prepared
+        let tenant = context.apiKeyIndex.map { tenants[$0] }
+        let tags = UsageRecord.parseTags(header: request.headers[Self.tagsHeader])
+        let meter = config.meter
+        if let meter {
+            switch await meter.admit(tenant: tenant, requestedMaxOutputTokens: prepared.requestedMaxTokens) {
+            case .reject(let message):
+                throw APIError.budgetExceeded(message)
+            case .allow(let cap):
+                if let cap { prepared.engineRequest.maxTokens = min(prepared.engineRequest.maxTokens, cap) }
+            }
+        }
+        let id = prepared.engineRequest.id, user = prepared.user
+        let modelName = modelName, modelShape = config.modelShape
+        @Sendable func usageRecord(_ stats: RequestStats, _ outcome: UsageOutcome, at time: Int64) -> UsageRecord {
+            UsageRecord(id: id, timeMicros: time, model: modelName, modelShape: modelShape, tenant: tenant,
+                        user: user, tags: tags, promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens,
+                        cacheWriteTokens: stats.cacheWriteTokens, generatedTokens: stats.generatedTokens,
+                        queueMicros: stats.queueMicros, prefillMicros: stats.prefillMicros, decodeMicros: stats.decodeMicros,
+                        busyShareMicros: stats.busyShareMicros, finishReason: outcome)
+        }
+        if let meter {
+            // Aborted requests (client gone, shutdown) have no reader of `.finished`: the engine tells the
+            // meter directly. Finished ones are recorded below, before their final chunk.
+            prepared.engineRequest.onFinish = { reason, stats in
+                if reason == .abort { meter.recordLater(usageRecord(stats, .aborted, at: meter.now)) }
+            }
+        }
+
         // Submit before any response is started, so a full queue or a too-long prompt is a plain error
         // status rather than an error inside a 200 event stream.
         let handle: StreamHandle
@@ -212,12 +249,15 @@ struct CompletionService: Sendable {
         case .failure(let error):
             throw APIError.engine(error, retryAfterSeconds: config.retryAfterSeconds, promptParam: prepared.promptParam)
         }
-        let apiKeyIndex = context.apiKeyIndex
-        let usage = { @Sendable (outcome: GenerationOutcome) -> JSON in
-            let cost = config.costForUsage?(UsageEvent(
-                requestID: prepared.engineRequest.id, endpoint: endpoint, model: modelName, user: prepared.user,
-                apiKeyIndex: apiKeyIndex, finishReason: outcome.finishReason, stats: outcome.stats))
-            return usageJSON(outcome.stats, cost: cost)
+        let pricing = meter?.pricing
+        /// The usage object; with a meter, the record is durable when this returns.
+        let usage = { @Sendable (outcome: GenerationOutcome) async -> JSON in
+            var cost: JSON?
+            if let meter, let pricing, outcome.finishReason != Engine.FinishReason.abort.rawValue {
+                let recorded: UsageOutcome = outcome.finishReason == "length" ? .length : .stop
+                cost = Self.costJSON(await meter.record(usageRecord(outcome.stats, recorded, at: meter.now)), pricing: pricing)
+            }
+            return Self.usageJSON(outcome.stats, cost: cost)
         }
         if !prepared.stream {
             var text = prepared.echoText ?? ""
@@ -226,10 +266,11 @@ struct CompletionService: Sendable {
                 text += delta.text
                 logprobs += delta.logprobs
             }
+            let usageBody = await usage(outcome)
             return jsonResponse(shape.body(text: text, logprobs: prepared.wantLogprobs ? logprobs : nil,
-                                           finishReason: outcome.finishReason, usage: usage(outcome)))
+                                           finishReason: outcome.finishReason, usage: usageBody))
         }
-        let service = self
+        let service = self, generation = prepared
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
@@ -237,16 +278,17 @@ struct CompletionService: Sendable {
                 func send(_ json: JSON) async throws {
                     try await writer.write(ByteBuffer(string: "data: \(json.serialized)\n\n"))
                 }
-                let usageNull = prepared.includeUsage
-                if let first = shape.firstChunk(echoText: prepared.echoText, usageNull: usageNull) { try await send(first) }
+                let usageNull = generation.includeUsage
+                if let first = shape.firstChunk(echoText: generation.echoText, usageNull: usageNull) { try await send(first) }
                 do {
-                    let outcome = try await service.generate(prepared, handle: handle) { delta in
+                    let outcome = try await service.generate(generation, handle: handle) { delta in
                         if delta.isEmpty { return }
-                        try await send(shape.chunk(text: delta.text, logprobs: prepared.wantLogprobs ? delta.logprobs : nil,
+                        try await send(shape.chunk(text: delta.text, logprobs: generation.wantLogprobs ? delta.logprobs : nil,
                                                    finishReason: nil, usageNull: usageNull))
                     }
+                    let usageBody = await usage(outcome)
                     try await send(shape.chunk(text: "", logprobs: nil, finishReason: outcome.finishReason, usageNull: usageNull))
-                    if prepared.includeUsage { try await send(shape.usageChunk(usage(outcome))) }
+                    if generation.includeUsage { try await send(shape.usageChunk(usageBody)) }
                 } catch let error as APIError {
                     // The 200 and earlier chunks are already sent: report the failure as an error event.
                     try await send(error.envelope)
@@ -255,6 +297,8 @@ struct CompletionService: Sendable {
                 try await writer.finish(nil)
             })
     }
+
+    static let tagsHeader = HTTPField.Name("X-Tally-Tags")!
 
     /// Runs the engine stream through the text pipeline, passing each released delta to `onDelta`.
     /// Returns when the engine finishes or a stop string matches (the stream is then dropped, which
@@ -269,8 +313,8 @@ struct CompletionService: Sendable {
         var firstTokenAt: ContinuousClock.Instant?
         var lastTokenAt: ContinuousClock.Instant?
         func serverSideStats() -> RequestStats {
-            // The engine's own stats arrive only with `.finished`; when the server ends the stream first
-            // it reports what it saw: no queue/prefill split and no cached-token count.
+            // The engine's own stats arrive only with `.finished`; when the stream ends without it (the
+            // client went away, an engine error) the server reports what it saw.
             var stats = RequestStats()
             stats.promptTokens = request.promptTokens.count
             stats.generatedTokens = tokenCount
@@ -288,9 +332,14 @@ struct CompletionService: Sendable {
         }
 
         guard let stream = handle.take() else { throw APIError.internalError(EngineError.internalError("engine stream consumed twice")) }
+        // A stop string matched: the engine is told to end the request, and tokens it made meanwhile are
+        // dropped, so that `.finished` still brings the engine's stats (cached tokens, timings, busy share).
+        var stoppedByString = false
         do {
             for try await event in stream {
                 switch event {
+                case .token where stoppedByString:
+                    continue
                 case .token(let token, let logprob):
                     let now = ContinuousClock.now
                     if let lastTokenAt {
@@ -303,26 +352,32 @@ struct CompletionService: Sendable {
                     tokenCount += 1
                     let delta = pipeline.append(token, logprob: logprob)
                     try await onDelta(delta)
-                    if delta.stopped { return finish(FinishReason.stop.rawValue, serverSideStats()) }
+                    if delta.stopped {
+                        stoppedByString = true
+                        engine.end(request.id, reason: .stop)
+                    }
+                case .finished(_, var stats) where stoppedByString:
+                    stats.generatedTokens = tokenCount
+                    return finish(Engine.FinishReason.stop.rawValue, stats)
                 case .finished(let reason, let stats):
                     let delta = pipeline.finish()
                     try await onDelta(delta)
-                    return finish(delta.stopped ? FinishReason.stop.rawValue : reason.rawValue, stats)
+                    return finish(delta.stopped ? Engine.FinishReason.stop.rawValue : reason.rawValue, stats)
                 }
             }
         } catch let error as EngineError {
-            _ = finish(FinishReason.abort.rawValue, serverSideStats())
+            _ = finish(Engine.FinishReason.abort.rawValue, serverSideStats())
             throw APIError.engine(error, retryAfterSeconds: config.retryAfterSeconds, promptParam: prepared.promptParam)
         } catch {
-            _ = finish(FinishReason.abort.rawValue, serverSideStats())
+            _ = finish(Engine.FinishReason.abort.rawValue, serverSideStats())
             throw error
         }
         // The stream ended without `.finished`: the task was cancelled (client gone, shutdown deadline).
-        _ = finish(FinishReason.abort.rawValue, serverSideStats())
+        _ = finish(Engine.FinishReason.abort.rawValue, serverSideStats())
         throw CancellationError()
     }
 
-    private func usageJSON(_ stats: RequestStats, cost: JSON?) -> JSON {
+    private static func usageJSON(_ stats: RequestStats, cost: JSON?) -> JSON {
         func ms(_ micros: Int64) -> JSON { .double(Double(micros) / 1000) }
         func perSecond(_ tokens: Int, _ micros: Int64) -> JSON {
             micros > 0 && tokens > 0 ? .double((Double(tokens) * 1_000_000 / Double(micros) * 100).rounded() / 100) : .double(0)
@@ -342,9 +397,24 @@ struct CompletionService: Sendable {
                 ("generated_tokens_per_second", perSecond(stats.generatedTokens - 1, stats.decodeMicros)),
             ])),
         ]
-        // Metering (issue 7) fills this through ServerConfig.costForUsage.
         if let cost { members.append(("cost", cost)) }
         return .object(members)
+    }
+
+    /// `usage.cost`: what this request cost here, on the reference GPU and on each compared API, in USD.
+    static func costJSON(_ cost: CostModel.RequestCost, pricing: Meter.Pricing) -> JSON {
+        func usd(_ nano: Int64) -> JSON { .double(Double(nano) / 1e9) }
+        return .object([
+            ("currency", .string("USD")),
+            ("local", usd(cost.localNanoUSD)),
+            ("gpu_equivalent", usd(cost.gpuNanoUSD)),
+            ("api_equivalent", .object(cost.apis.map { api in
+                (api.model, .object([("standard", usd(api.standardNanoUSD)), ("batch", usd(api.batchNanoUSD))]))
+            })),
+            ("machine", .string(pricing.machine.name)),
+            ("gpu", .string(pricing.gpu.name)),
+            ("prices", .string("\(pricing.prices.name) (\(pricing.prices.asOf))")),
+        ])
     }
 }
 

@@ -1,7 +1,8 @@
 // What the server is started with (the CLI fills it from flags), the readiness flag /health reads,
-// and the hook through which Metering (issue 7) adds a `cost` object to every response's usage.
+// and the meter that records usage and adds a `cost` object to every response's usage (issue 7).
 
 import Engine
+import Metering
 import Synchronization
 
 package struct ServerConfig: Sendable {
@@ -23,28 +24,13 @@ package struct ServerConfig: Sendable {
     /// Log-probabilities of at most this many alternatives per token (`logprobs`, `top_logprobs`).
     package var maxTopLogprobs = 20
 
-    // MARK: Metering hook (issue 7)
-    /// Called once for every finished generation. Metering stores the usage record here and returns the
-    /// `cost` object that is added to the response's `usage` (nil: no `cost` key). Runs on the request's
-    /// task: keep it quick (hand the record to a store's queue).
-    package var costForUsage: (@Sendable (UsageEvent) -> JSON?)?
+    // MARK: Metering (issue 7)
+    /// Budgets before, a durable usage record and its `cost` after every request; nil: no metering.
+    package var meter: Meter?
+    /// What the served model is for the GPU-equivalent cost (stored in each record).
+    package var modelShape: ModelShape = .unknown
 
     package init() {}
-}
-
-/// One finished generation, as Metering sees it.
-package struct UsageEvent: Sendable {
-    /// The response's id ("cmpl-...", "chatcmpl-...").
-    package var requestID: String
-    /// "completions" or "chat.completions".
-    package var endpoint: String
-    package var model: String
-    /// The request's `user` field (the tenant), if any.
-    package var user: String?
-    /// Index into `ServerConfig.apiKeys` of the key that authorised the request (nil: no keys configured).
-    package var apiKeyIndex: Int?
-    package var finishReason: String
-    package var stats: RequestStats
 }
 
 /// A thread-safe flag: false while the model loads, true once requests can be served.

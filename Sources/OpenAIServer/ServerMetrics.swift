@@ -3,6 +3,8 @@
 // swift-prometheus: a dozen fixed series need no dynamic registry, and the text stays easy to test.
 
 import Engine
+import Foundation
+import Metering
 import Synchronization
 
 /// A cumulative histogram with fixed upper bounds, in seconds.
@@ -58,7 +60,7 @@ package final class ServerMetrics: Sendable {
     /// A request refused before or by the engine (400, 401, 413, 429, 503...).
     func recordRejected(status: Int) { state.withLock { $0.rejectedByStatus[status, default: 0] += 1 } }
 
-    package func render(_ snapshot: EngineSnapshot) -> String {
+    package func render(_ snapshot: EngineSnapshot, metering: Meter.Totals? = nil) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -108,6 +110,37 @@ package final class ServerMetrics: Sendable {
         histogram("tally_time_to_first_token_seconds", "Arrival to first generated token.", s.timeToFirstToken)
         histogram("tally_inter_token_latency_seconds", "Time between consecutive generated tokens of a request.", s.interTokenLatency)
         histogram("tally_request_latency_seconds", "Arrival to the end of generation.", s.requestLatency)
+        if let metering { renderMetering(metering, into: &out) }
         return out
+    }
+
+    /// Cost counters by served model, in USD (Prometheus counts in base units); tenants stay in reports.
+    private func renderMetering(_ m: Meter.Totals, into out: inout String) {
+        func family(_ name: String, _ help: String) { out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n" }
+        func usd(_ nano: Int64) -> String { String(format: "%.9f", Double(nano) / 1e9) }
+        func label(_ text: String) -> String {
+            text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+        }
+        family("tally_usage_records_total", "Usage records written durably.")
+        out += "tally_usage_records_total \(m.recorded)\n"
+        family("tally_usage_records_lost_total", "Usage records the store failed to write (logged).")
+        out += "tally_usage_records_lost_total \(m.lost)\n"
+        family("tally_budget_rejections_total", "Requests refused by a budget (429).")
+        out += "tally_budget_rejections_total \(m.budgetRejections)\n"
+        let models = m.costByModel.keys.sorted()
+        family("tally_cost_local_usd_total", "Local cost: machine price times the requests' share of busy time.")
+        for model in models { out += "tally_cost_local_usd_total{model=\"\(label(model))\"} \(usd(m.costByModel[model]!.localNanoUSD))\n" }
+        family("tally_cost_gpu_equivalent_usd_total", "What the same work would cost on the reference GPU.")
+        for model in models { out += "tally_cost_gpu_equivalent_usd_total{model=\"\(label(model))\"} \(usd(m.costByModel[model]!.gpuNanoUSD))\n" }
+        family("tally_cost_api_equivalent_usd_total", "What the same tokens would cost on each compared API, by tier.")
+        for model in models {
+            let cost = m.costByModel[model]!
+            for api in cost.apiStandardNanoUSD.keys.sorted() {
+                for (tier, value) in [("standard", cost.apiStandardNanoUSD[api]!), ("batch", cost.apiBatchNanoUSD[api] ?? 0)] {
+                    out += "tally_cost_api_equivalent_usd_total{model=\"\(label(model))\",api=\"\(label(api))\",tier=\"\(tier)\"} \(usd(value))\n"
+                }
+            }
+        }
     }
 }

@@ -15,36 +15,12 @@ import urllib.request
 import openai
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("TALLY_BIN", os.path.join(ROOT, ".build/debug/tally"))
-MODEL = os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tally_e2e import start_server
 
 
 @pytest.fixture(scope="module")
-def server():
-    if not os.path.exists(MODEL):
-        pytest.skip("the default model is absent; run `tally pull`")
-    port = free_port()
-    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(port), "--kv-memory", "128"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not become healthy: " + proc.stdout.read())
+def server(tmp_path_factory):
+    base, proc = start_server("--db", str(tmp_path_factory.mktemp("usage") / "usage.db"))
     yield base, proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

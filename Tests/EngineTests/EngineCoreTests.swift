@@ -2,6 +2,7 @@
 // prefix-cache hits, chunked prefill, preemption and abort.
 
 import Engine
+import Foundation
 import GGUF
 import ModelRuntime
 import Sampling
@@ -97,9 +98,13 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         // Blocks 0 and 1 hold full blocks [0..3], [4..7] and are cached; block 2 was partial.
         try core.add(greedyRequest("b", ids(0..<9, then: [40, 41, 42]), maxTokens: 1), continuation: b.continuation)
         try core.step()
+        try await a.drain()
         try await b.drain()
         #expect(b.finish?.1.cachedTokens == 8)
         #expect(b.finish?.1.promptTokens == 12)
+        // Cache writes: a put its two full prompt blocks in the cache; b only its new third block.
+        #expect(a.finish?.1.cacheWriteTokens == 8)
+        #expect(b.finish?.1.cacheWriteTokens == 4)
         let runner = core.runner as! FakeRunner
         // Only the 4 uncached prompt tokens were computed, from position 8.
         #expect(runner.batches.last?.tokens == [8, 40, 41, 42])
@@ -122,6 +127,8 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         // Two full blocks match, but the last token's logits are needed: one block is recomputed.
         #expect(b.finish?.1.cachedTokens == 4)
         #expect(b.tokens == [8])
+        // The recomputed block was in the cache already: nothing new written.
+        #expect(b.finish?.1.cacheWriteTokens == 0)
     }
 
     @Test func evictionTakesTheLeastRecentlyFreedCachedBlock() async throws {
@@ -175,10 +182,13 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         #expect(core.pool.usedCount == 0)
     }
 
-    @Test func abortFreesBlocksAtOnce() async throws {
+    @Test func abortFreesBlocksAtOnceAndStillReportsStats() async throws {
         let core = makeCore()
         let a = Collector()
-        try core.add(greedyRequest("a", ids(0..<10), maxTokens: 50), continuation: a.continuation)
+        let heard = FinishLog()
+        var request = greedyRequest("a", ids(0..<10), maxTokens: 50)
+        request.onFinish = { reason, stats in heard.add(reason, stats) }
+        try core.add(request, continuation: a.continuation)
         try core.step()
         #expect(core.pool.usedCount == 3)
         #expect(core.abort("a"))
@@ -186,6 +196,24 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         #expect(!core.hasWork)
         try await a.drain()
         #expect(a.finish?.0 == .abort)
+        // The hook hears it even when nobody reads the stream (a client that went away).
+        #expect(heard.entries.map(\.0) == [.abort])
+        #expect(heard.entries.first?.1 == a.finish?.1)
+        #expect(heard.entries.first?.1.generatedTokens == 1)
+    }
+
+    @Test func endAsStopFinishesWithStats() async throws {
+        let core = makeCore()
+        let a = Collector()
+        try core.add(greedyRequest("a", ids(0..<6), maxTokens: 50), continuation: a.continuation)
+        try core.step()
+        try core.step()
+        #expect(core.end("a", .stop))
+        #expect(!core.end("a", .stop), "a finished request is not found again")
+        #expect(core.pool.usedCount == 0)
+        try await a.drain()
+        #expect(a.finish?.0 == .stop)
+        #expect(a.finish?.1.generatedTokens == 2 && a.finish?.1.promptTokens == 6)
     }
 
     @Test func maxSeqsLimitsRunningRequests() throws {
@@ -206,4 +234,12 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         #expect(throws: EngineError.promptTooLong(tokens: 16, limit: 15)) { try core.add(greedyRequest("x", long, maxTokens: 1), continuation: nil) }
         #expect(throws: EngineError.emptyPrompt) { try core.add(greedyRequest("y", [], maxTokens: 1), continuation: nil) }
     }
+}
+
+/// What `EngineRequest.onFinish` heard, in order.
+final class FinishLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var log: [(FinishReason, RequestStats)] = []
+    var entries: [(FinishReason, RequestStats)] { lock.lock(); defer { lock.unlock() }; return log }
+    func add(_ reason: FinishReason, _ stats: RequestStats) { lock.lock(); log.append((reason, stats)); lock.unlock() }
 }

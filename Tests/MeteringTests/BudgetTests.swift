@@ -86,3 +86,44 @@ import Testing
         #expect(decoded == policy)
     }
 }
+
+@Suite struct BudgetFileTests {
+    @Test func parsesDollarsTenantsAndBases() throws {
+        let json = #"""
+        {"max_output_tokens": 1024,
+         "spend_limits": [{"period": "day", "basis": "local", "usd": 5}],
+         "tenants": {"sha256:0123456789abcdef": {"max_output_tokens": 256,
+                     "spend_limits": [{"period": "month", "basis": "gpt-5-nano", "tier": "batch", "usd": 0.5}]},
+                     "sha256:fedcba9876543210": {"max_output_tokens": 64}}}
+        """#
+        let policy = try BudgetPolicy.parse(Data(json.utf8), name: "b.json", prices: .shipped)
+        #expect(policy.defaultMaxOutputTokens == 1024)
+        #expect(policy.defaultSpendLimits == [SpendLimit(period: .day, basis: .local, limitNanoUSD: 5_000_000_000)])
+        #expect(policy.maxOutputTokens(for: "sha256:0123456789abcdef") == 256)
+        #expect(policy.spendLimits(for: "sha256:0123456789abcdef")
+            == [SpendLimit(period: .month, basis: .api(model: "gpt-5-nano", tier: .batch), limitNanoUSD: 500_000_000)])
+        // A tenant without its own limits falls back to the defaults; one without a key has none.
+        #expect(policy.spendLimits(for: "sha256:fedcba9876543210") == policy.defaultSpendLimits)
+        #expect(policy.spendLimits(for: nil).isEmpty)
+    }
+
+    @Test func namesWhatIsWrong() {
+        let cases: [(String, String)] = [
+            (#"{"spend_limits": [{"period": "week", "basis": "local", "usd": 1}]}"#, "period \"week\""),
+            (#"{"spend_limits": [{"period": "day", "basis": "no-such-model", "usd": 1}]}"#, "basis \"no-such-model\""),
+            (#"{"spend_limits": [{"period": "day", "basis": "gpt-5-nano", "tier": "spot", "usd": 1}]}"#, "tier \"spot\""),
+            (#"{"spend_limits": [{"period": "day", "basis": "local", "usd": -1}]}"#, "usd -1"),
+            (#"{"max_output_tokens": 0}"#, "max_output_tokens 0"),
+            (#"[1, 2]"#, "not a budget JSON object"),
+        ]
+        for (json, expected) in cases {
+            do {
+                _ = try BudgetPolicy.parse(Data(json.utf8), name: "b.json", prices: .shipped)
+                Issue.record("accepted \(json)")
+            } catch {
+                #expect("\(error)".contains(expected), "\(error)")
+                #expect("\(error)".contains("budget file b.json"))
+            }
+        }
+    }
+}

@@ -116,3 +116,23 @@ import Testing
             """)
     }
 }
+
+@Suite struct ReportBudgetTests {
+    @Test func budgetLinesShowThisPeriodsSpendPerTenant() {
+        // Generated on Nov 21 at 12:00: the daily limit counts only Nov 21 (req-6 for tenant A; req-5 for B),
+        // the monthly one all of November. Round machine: local nUSD = busy µs.
+        let now = Fixtures.nov20 + 36 * Fixtures.hour
+        let policy = BudgetPolicy(defaultSpendLimits: [SpendLimit(period: .day, basis: .local, limitNanoUSD: 1_000_000)],
+                                  tenants: [Fixtures.tenantA: TenantBudget(spendLimits: [
+                                      SpendLimit(period: .month, basis: .local, limitNanoUSD: 5_000_000)])])
+        let report = makeReport(records: Fixtures.records, since: nil, until: nil, by: nil, prices: .shipped,
+                                machine: Fixtures.roundMachine, gpu: HardwareProfiles.shipped.defaultGPU,
+                                generatedAtMicros: now, budgets: policy)
+        let lines = report.budgets.map { "\($0.tenant.suffix(4)) \($0.period) \($0.spentNanoUSD)/\($0.limitNanoUSD)" }
+        let a = Fixtures.tenantA.suffix(4), b = Fixtures.tenantB.suffix(4)
+        #expect(Set(lines) == ["\(a) month 3200000/5000000", "\(b) day 300000/1000000"])
+        #expect(report.renderText().contains("Budgets (spend this period"))
+        // Without a policy there is no budget section.
+        #expect(ReportTests.report(by: nil).budgets.isEmpty)
+    }
+}

@@ -25,6 +25,7 @@ final class FakeEngine: InferenceEngine, Sendable {
         var submitError: EngineError?
         var submitted: [EngineRequest] = []
         var terminations: [RequestID: String] = [:]
+        var ended: [RequestID: FinishReason] = [:]
         var snapshot = EngineSnapshot()
     }
     private let state: Mutex<State>
@@ -48,6 +49,11 @@ final class FakeEngine: InferenceEngine, Sendable {
 
     func snapshot() -> EngineSnapshot { engineSnapshot }
 
+    /// Requests the server ended early (a stop string matched), with the reason it gave.
+    var ended: [RequestID: FinishReason] { state.withLock { $0.ended } }
+
+    func end(_ id: RequestID, reason: FinishReason) { state.withLock { $0.ended[id] = reason } }
+
     func submit(_ request: EngineRequest) throws(EngineError) -> AsyncThrowingStream<EngineEvent, any Error> {
         let (script, error): (Script, EngineError?) = state.withLock {
             $0.submitted.append(request)
@@ -68,6 +74,7 @@ final class FakeEngine: InferenceEngine, Sendable {
             stats.queueMicros = 1_500
             stats.prefillMicros = 20_000
             stats.decodeMicros = 100_000
+            stats.busyShareMicros = 90_000
             return stats
         }
 
@@ -78,20 +85,30 @@ final class FakeEngine: InferenceEngine, Sendable {
                     for token in script.tokens {
                         try? await Task.sleep(for: delay)
                         if Task.isCancelled { return }
+                        if let reason = self.ended[request.id] {
+                            request.onFinish?(reason, stats(generated: generated))
+                            continuation.yield(.finished(reason, stats(generated: generated)))
+                            continuation.finish()
+                            return
+                        }
                         continuation.yield(.token(token, logprob(token)))
                         generated += 1
                     }
                 } while script.endless && !Task.isCancelled
+                request.onFinish?(script.finishReason, stats(generated: generated))
                 continuation.yield(.finished(script.finishReason, stats(generated: generated)))
                 continuation.finish()
             }
             continuation.onTermination = { [weak self] termination in
                 task.cancel()
+                // As the real engine does: an abandoned request still reports how it ended.
+                if case .cancelled = termination { request.onFinish?(.abort, stats(generated: 0)) }
                 self?.recordTermination(request.id, termination)
             }
         } else {
             continuation.onTermination = { [weak self] termination in self?.recordTermination(request.id, termination) }
             for token in script.tokens { continuation.yield(.token(token, logprob(token))) }
+            request.onFinish?(script.finishReason, stats(generated: script.tokens.count))
             continuation.yield(.finished(script.finishReason, stats(generated: script.tokens.count)))
             continuation.finish()
         }

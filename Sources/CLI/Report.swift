@@ -1,0 +1,56 @@
+// `tally report`: usage records from the store -> a cost report (self-host versus GPU versus each API).
+
+import ArgumentParser
+import Foundation
+import Metering
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Report usage and what it cost: local, GPU-equivalent and API-equivalent, with break-even.")
+
+    @Option(help: "Usage database (default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
+    @Option(help: "Only requests finished at or after this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).") var since: String?
+    @Option(help: "Only requests finished before this UTC time.") var until: String?
+    @Option(help: "Group by tenant, model, day or tag.") var by: Grouping?
+    @Option(help: "text, csv, json or html.") var format: ReportFormat = .text
+    @Option(help: "Write the report here instead of standard output.") var output: String?
+    @Option(help: "Budget file, to show spend against each budget this period.") var budgets: String?
+    @OptionGroup var pricingOptions: PricingOptions
+
+    func run() async throws {
+        func time(_ text: String?, _ flag: String) throws -> Int64? {
+            guard let text else { return nil }
+            guard let micros = UTC.parse(text) else { throw ValidationError("\(flag) \(text) is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ") }
+            return micros
+        }
+        let sinceMicros = try time(since, "--since"), untilMicros = try time(until, "--until")
+        let pricing = try pricingOptions.pricing()
+        let policy = try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) }
+        let path = db ?? defaultUsageDatabase()
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("no usage database at \(path); serve some requests first or pass --db")
+        }
+        let store = try await SQLiteUsageStore.open(path: path)
+        let records: [UsageRecord]
+        do {
+            // Budgets look at the current period whatever the range, so they need every record.
+            records = try await store.records(in: policy == nil ? TimeRange(sinceMicros: sinceMicros, untilMicros: untilMicros) : .all)
+            try await store.close()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        let report = makeReport(records: records, since: sinceMicros, until: untilMicros, by: by, prices: pricing.prices,
+                                machine: pricing.machine, gpu: pricing.gpu, generatedAtMicros: UTC.micros(Date()), budgets: policy)
+        let text = report.render(format)
+        if let output {
+            try text.write(toFile: output, atomically: true, encoding: .utf8)
+            printError("wrote \(format.rawValue) report of \(report.total.requests) requests to \(output)")
+        } else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+    }
+}
+
+extension Grouping: ExpressibleByArgument {}
+extension ReportFormat: ExpressibleByArgument {}

@@ -1,0 +1,175 @@
+"""End to end metering: tenants (API keys), tags and a shared prompt prefix through the real `openai` client,
+then `tally report` over the SQLite store; a budget refusing with 429; and `kill -9` under load leaving
+one readable record for every request whose client got a complete response.
+
+    TALLY_BIN=.build/debug/tally python3 -m pytest -q Tests/EndToEnd/test_metering.py
+"""
+import csv
+import hashlib
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import urllib.request
+
+import openai
+import pytest
+
+from tally_e2e import BIN, start_server
+
+KEYS = ["sk-team-a", "sk-team-b"]
+# Long enough to fill several 16-token KV blocks, so repeats of it are prefix-cache hits.
+SYSTEM = ("You are the support assistant of a small bakery. Answer in one short sentence, politely, and never "
+          "invent prices. The bakery opens at seven, closes at six, and sells bread, cakes and coffee.")
+
+
+def tenant(key):
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def metric(base, name):
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+def report(db, *flags):
+    p = subprocess.run([BIN, "report", "--db", str(db), *flags], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_tenants_shared_prefix_and_report(tmp_path):
+    db = tmp_path / "usage.db"
+    keyfile = tmp_path / "keys"
+    keyfile.write_text("\n".join(KEYS) + "\n")
+    base, proc = start_server("--db", str(db), "--api-key-file", str(keyfile))
+    try:
+        a = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[0], timeout=60, max_retries=0)
+        b = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[1], timeout=60, max_retries=0)
+        usages = []
+        for question in ["When do you open?", "Do you sell coffee?", "When do you close?"]:
+            r = a.chat.completions.create(model="m", max_tokens=12, temperature=0, extra_headers={"X-Tally-Tags": "support"},
+                                          messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])
+            usages.append(r.usage)
+        # The system prompt is shared: the second and third requests reuse its KV blocks.
+        assert usages[0].prompt_tokens_details.cached_tokens == 0
+        assert all(u.prompt_tokens_details.cached_tokens >= 32 for u in usages[1:])
+        cost = usages[0].model_extra["cost"]
+        assert cost["currency"] == "USD" and cost["local"] > 0 and cost["gpu_equivalent"] > 0
+        assert all(p["standard"] > 0 and p["batch"] > 0 for p in cost["api_equivalent"].values())
+
+        stream = b.completions.create(model="m", prompt="Bread is", max_tokens=8, temperature=0, user="nightly-job",
+                                      stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+        assert chunks[-1].usage.model_extra["cost"]["local"] > 0
+        b.completions.create(model="m", prompt="Cake is", max_tokens=8, temperature=0, user="nightly-job")
+
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).completions.create(model="m", prompt="x", max_tokens=1)
+
+        local_total = float(metric(base, 'tally_cost_local_usd_total{model="SmolLM2-135M-Instruct-Q8_0"}')[0].split()[-1])
+        assert local_total > 0
+        assert metric(base, "tally_usage_records_total ")[0].endswith(" 5")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+    by_tenant = json.loads(report(db, "--by", "tenant", "--format", "json"))
+    assert by_tenant["total"]["requests"] == 5
+    assert by_tenant["total"]["cachedTokens"] == sum(u.prompt_tokens_details.cached_tokens for u in usages)
+    assert by_tenant["total"]["cacheHitRate"] > 0
+    groups = {g["key"]: g for g in by_tenant["groups"]}
+    assert set(groups) == {tenant(KEYS[0]), tenant(KEYS[1])}
+    assert groups[tenant(KEYS[0])]["requests"] == 3 and groups[tenant(KEYS[1])]["requests"] == 2
+    assert all(api["standard"]["totalNanoUSD"] > 0 for api in by_tenant["total"]["apis"])
+    assert by_tenant["breakEven"] and by_tenant["whatIf"][1]["factor"] == 10
+    # The key itself is never stored.
+    wal = db.parent / "usage.db-wal"
+    raw = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert KEYS[0].encode() not in raw and KEYS[1].encode() not in raw
+
+    by_tag = list(csv.DictReader(io.StringIO(report(db, "--by", "tag", "--format", "csv"))))
+    assert {row["key"]: row["requests"] for row in by_tag if row["group_by"] == "tag"} == {"support": "3", "(untagged)": "2"}
+    text = report(db)
+    assert "Break-even" in text and "prices" in text and "assumed" in text
+    html = tmp_path / "report.html"
+    report(db, "--format", "html", "--output", str(html))
+    page = html.read_text()
+    # One self-contained file: inline SVG charts, nothing fetched from elsewhere.
+    assert page.lstrip().startswith("<!DOCTYPE html>") and page.count("<svg") >= 2
+    assert "<script src" not in page and "<link" not in page
+
+
+def test_budget_refuses_with_429(tmp_path):
+    budgets = tmp_path / "budgets.json"
+    budgets.write_text(json.dumps({"tenants": {tenant(KEYS[1]): {"max_output_tokens": 4}}}))
+    keyfile = tmp_path / "keys"
+    keyfile.write_text("\n".join(KEYS) + "\n")
+    base, proc = start_server("--db", str(tmp_path / "usage.db"), "--api-key-file", str(keyfile), "--budgets", str(budgets))
+    try:
+        b = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[1], timeout=60, max_retries=0)
+        with pytest.raises(openai.RateLimitError) as e:
+            b.completions.create(model="m", prompt="Bread is", max_tokens=10)
+        assert e.value.body["code"] == "budget_exceeded" and "cap of 4" in e.value.body["message"]
+        r = b.completions.create(model="m", prompt="Bread is", temperature=0, extra_body={"ignore_eos": True})
+        assert r.usage.completion_tokens == 4 and r.choices[0].finish_reason == "length"
+        a = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[0], timeout=60, max_retries=0)
+        assert a.completions.create(model="m", prompt="Bread is", max_tokens=10, temperature=0, extra_body={"ignore_eos": True}).usage.completion_tokens == 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_kill_9_under_load_keeps_every_completed_record(tmp_path):
+    db = tmp_path / "usage.db"
+    base, proc = start_server("--db", str(db))
+    completed, lock = [], threading.Lock()
+    enough = threading.Event()
+
+    def client(i):
+        c = openai.OpenAI(base_url=base + "/v1", api_key="x", timeout=30, max_retries=0)
+        try:
+            for chunk in c.completions.create(model="m", prompt=f"Story number {i}:", max_tokens=24 + i, temperature=0,
+                                               stream=True, extra_body={"ignore_eos": True}):
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    rid = chunk.id
+            # The stream ended with [DONE]: the client got a complete response.
+            with lock:
+                completed.append(rid)
+                if len(completed) >= 4:
+                    enough.set()
+        except Exception:
+            pass  # cut off by the kill: no complete response, no promise
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    assert enough.wait(timeout=120), "no request completed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    for t in threads:
+        t.join(timeout=60)
+    with lock:
+        done = list(completed)
+    assert 4 <= len(done)
+
+    # The store is readable as SQLite after the crash, and has every completed request.
+    con = sqlite3.connect(db)
+    ids = {row[0] for row in con.execute("SELECT id FROM usage")}
+    con.close()
+    assert set(done) <= ids, f"lost: {set(done) - ids}"
+
+    # A restart opens the same store and keeps adding to it; the report reads it.
+    base, proc = start_server("--db", str(db))
+    try:
+        openai.OpenAI(base_url=base + "/v1", api_key="x", timeout=30, max_retries=0).completions.create(
+            model="m", prompt="After the crash", max_tokens=4)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    total = json.loads(report(db, "--format", "json"))["total"]
+    assert total["requests"] >= len(done) + 1
