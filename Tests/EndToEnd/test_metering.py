@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -102,6 +103,11 @@ def test_tenants_shared_prefix_and_report(tmp_path):
     # One self-contained file: inline SVG charts, nothing fetched from elsewhere.
     assert page.lstrip().startswith("<!DOCTYPE html>") and page.count("<svg") >= 2
     assert "<script src" not in page and "<link" not in page
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:  # optional here (not installed by .ci/run): the page as a browser parses it
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", html.as_uri()],
+                             capture_output=True, text=True, timeout=60).stdout
+        assert dom.count("<svg") >= 2 and "Self-host versus each API" in dom and tenant(KEYS[0]) in dom
 
 
 def test_budget_refuses_with_429(tmp_path):

@@ -5,6 +5,7 @@
 Needs the default model (`tally pull`) and `pip install openai pytest`. Every request is bounded (max
 tokens, timeouts) and goes to 127.0.0.1 only.
 """
+import json
 import os
 import signal
 import socket
@@ -77,6 +78,40 @@ def test_bad_request_gets_an_openai_error(client):
     assert e.value.body["param"] == "temperature"
 
 
+
+
+def metrics(base):
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        return dict(line.rsplit(" ", 1) for line in r.read().decode().splitlines() if line and not line.startswith("#"))
+
+
+def test_disconnect_mid_stream_frees_the_request_and_its_blocks(server):
+    base = server[0]
+    port = int(base.rsplit(":", 1)[1])
+    body = json.dumps({"prompt": "Count to one thousand:", "max_tokens": 400, "stream": True, "ignore_eos": True})
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
+    received = b""
+    while received.count(b"data: ") < 3:
+        chunk = sock.recv(4096)
+        assert chunk, "stream ended early"
+        received += chunk
+    during = metrics(base)
+    assert int(during["tally_requests_running"]) == 1 and int(during["tally_kv_blocks_used"]) > 0
+    sock.close()  # the client goes away mid-stream
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        after = metrics(base)
+        if int(after["tally_requests_running"]) == 0 and int(after["tally_kv_blocks_used"]) == 0:
+            break
+        time.sleep(0.05)
+    assert int(after["tally_requests_running"]) == 0 and int(after["tally_requests_waiting"]) == 0
+    assert int(after["tally_kv_blocks_used"]) == 0
+    assert int(after['tally_requests_total{finish_reason="abort"}']) >= 1
+
+
+# Last: it stops the module's server.
 def test_sigterm_exits_cleanly(server):
     base, proc = server
     proc.send_signal(signal.SIGTERM)
