@@ -98,7 +98,7 @@ def test_tenants_shared_prefix_and_report(tmp_path):
     text = report(db)
     assert "Break-even" in text and "prices" in text and "assumed" in text
     html = tmp_path / "report.html"
-    report(db, "--format", "html", "--output", str(html))
+    report(db, "--by", "tenant", "--format", "html", "--output", str(html))
     page = html.read_text()
     # One self-contained file: inline SVG charts, nothing fetched from elsewhere.
     assert page.lstrip().startswith("<!DOCTYPE html>") and page.count("<svg") >= 2
