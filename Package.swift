@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelRuntime", "Tokenization", "GGUF", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "OpenAIServerTests", dependencies: [
-            "OpenAIServer", "Engine", "Tokenization", "Sampling", "GGUF", "Metering", "TestSupport",
+            "OpenAIServer", "Engine", "Tokenization", "Sampling", "GGUF", "Metering", "ModelRuntime", "Kernels", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "MeteringTests", dependencies: [
