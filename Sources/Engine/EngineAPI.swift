@@ -23,6 +23,9 @@ package struct EngineRequest: Sendable {
     /// Called on the engine thread once, however the request ends (also when its stream was cancelled and
     /// nobody reads `.finished` any more): how metering hears of aborted requests. Keep it quick.
     package var onFinish: (@Sendable (FinishReason, RequestStats) -> Void)?
+    /// Called on the engine thread with each generated token, before it is yielded to the stream: how a
+    /// caller that drives `EngineCore` itself (`Generator`) sees tokens without an async stream.
+    package var onToken: (@Sendable (TokenID) -> Void)?
 
     package init(id: RequestID, promptTokens: [TokenID], sampling: SamplingParams = SamplingParams(), maxTokens: Int,
                  stopTokenIDs: Set<TokenID> = [], ignoreEOS: Bool = false, topLogprobs: Int? = nil,

@@ -269,6 +269,7 @@ package final class EngineCore {
             seq.generated += 1
             if seq.firstTokenMicros == nil { seq.firstTokenMicros = now }
             seq.lastTokenMicros = now
+            seq.request.onToken?(token)
             seq.continuation?.yield(.token(token, logprob))
             if !seq.request.ignoreEOS && seq.request.stopTokenIDs.contains(token) {
                 finishRunning(seq, .stop)

@@ -1,7 +1,6 @@
-// One request, start to finish, on its own KV blocks: prefill the prompt in chunks, then decode token by
-// token. `tally generate` uses it; the batching Engine (issue 6) schedules many of these at once.
+// One request, start to finish, on its own KV blocks through the engine's own scheduler and step: prefill
+// in chunks, then decode token by token. `tally generate` and the real-model goldens use it.
 
-import Foundation
 import GGUF
 import ModelRuntime
 import Sampling
@@ -18,8 +17,6 @@ package struct GenerationParams: Sendable {
     package init() {}
 }
 
-
-
 package struct GenerationResult: Sendable {
     package var promptTokens: [TokenID]
     package var generatedTokens: [TokenID]
@@ -33,6 +30,8 @@ package struct GenerationResult: Sendable {
     package var decodeTokensPerSecond: Double { Double(max(generatedTokens.count - 1, 0)) / max(decodeSeconds, 1e-9) }
 }
 
+/// One request driven through an `EngineCore` of its own on the calling thread: the same scheduler, KV
+/// blocks and sampling as the server, without the engine thread or an async stream.
 package struct Generator {
     package let model: LlamaModel
     package let blockSize = 16
@@ -41,46 +40,45 @@ package struct Generator {
 
     /// Generates from `prompt`, calling `onToken` with each new token; returning false from it stops.
     package func generate(prompt: [TokenID], params: GenerationParams, onToken: (TokenID) -> Bool = { _ in true }) throws -> GenerationResult {
-        let c = model.config
-        let total = min(prompt.count + params.maxTokens, c.contextLength)
-        guard prompt.count < c.contextLength else { throw RuntimeError.contextExceeded(position: prompt.count, contextLength: c.contextLength) }
-        let blocks = (total + blockSize - 1) / blockSize
-        let kv = KVStore(config: c, blockCount: blocks, blockSize: blockSize)
-        let table = (0..<blocks).map { BlockID($0) }
-        var sampler = Sampler(params: params.sampling)
-        var logits: [Float] = []
+        let contextLength = model.config.contextLength
+        guard prompt.count < contextLength else { throw RuntimeError.contextExceeded(position: prompt.count, contextLength: contextLength) }
+        let maxTokens = min(params.maxTokens, contextLength - prompt.count)
+        let blocks = (prompt.count + maxTokens + blockSize - 1) / blockSize
+        var config = EngineConfig()
+        config.kvBlocks = blocks
+        config.blockSize = blockSize
+        config.maxBatchTokens = params.prefillChunk
+        config.maxSeqs = 1
+        config.prefixCaching = false
+        let core = EngineCore(config: config, runner: LlamaRunner(model: model, blockCount: blocks, blockSize: blockSize))
 
-        let prefillStart = DispatchTime.now()
-        var done = 0
-        while done < prompt.count {
-            let chunk = Array(prompt[done..<min(done + params.prefillChunk, prompt.count)])
-            var batch = ForwardBatch()
-            batch.append(sequence: chunk, from: done, blockTable: table, wantLogits: done + chunk.count == prompt.count)
-            logits = try model.forward(batch, kv: kv)
-            done += chunk.count
+        let heard = Heard()
+        var request = EngineRequest(id: "generate", promptTokens: prompt, sampling: params.sampling, maxTokens: maxTokens,
+                                    stopTokenIDs: params.stopTokenIDs, ignoreEOS: params.ignoreEOS)
+        // EngineCore calls these on this thread, during `step`.
+        request.onToken = { heard.tokens.append($0) }
+        request.onFinish = { heard.finish = ($0, $1) }
+        do { try core.add(request, continuation: nil) } catch { throw error }
+        var delivered = 0
+        while core.hasWork {
+            try core.step()
+            while delivered < heard.tokens.count {
+                delivered += 1
+                if !onToken(heard.tokens[delivered - 1]) {
+                    core.end(request.id, .stop)
+                    break
+                }
+            }
         }
-        let prefillSeconds = seconds(since: prefillStart)
-
-        var generated: [TokenID] = []
-        var finish = FinishReason.length
-        let decodeStart = DispatchTime.now()
-        while generated.count < params.maxTokens && prompt.count + generated.count < c.contextLength {
-            // As llama.cpp's --ignore-eos: end-of-generation tokens cannot be chosen, not merely not stop.
-            if params.ignoreEOS { for id in params.stopTokenIDs where Int(id) < logits.count { logits[Int(id)] = -.infinity } }
-            let token = logits.withUnsafeMutableBufferPointer { sampler.sample($0) }
-            sampler.accept(token)
-            generated.append(token)
-            if !onToken(token) { finish = .stop; break }
-            if params.stopTokenIDs.contains(token) { finish = .stop; break }
-            if generated.count == params.maxTokens { break }
-            var batch = ForwardBatch()
-            batch.append(sequence: [token], from: prompt.count + generated.count - 1, blockTable: table, wantLogits: true)
-            logits = try model.forward(batch, kv: kv)
-        }
+        guard let (reason, stats) = heard.finish else { throw EngineError.internalError("generate ended without finishing") }
         return GenerationResult(
-            promptTokens: prompt, generatedTokens: generated, finishReason: finish,
-            prefillSeconds: prefillSeconds, decodeSeconds: seconds(since: decodeStart), seed: sampler.seed)
+            promptTokens: prompt, generatedTokens: Array(heard.tokens.prefix(delivered)), finishReason: reason,
+            prefillSeconds: Double(stats.prefillMicros) / 1e6, decodeSeconds: Double(stats.decodeMicros) / 1e6, seed: stats.seed)
     }
 }
 
-func seconds(since start: DispatchTime) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9 }
+/// What the engine told `Generator` (only ever touched on the generating thread).
+private final class Heard: @unchecked Sendable {
+    var tokens: [TokenID] = []
+    var finish: (FinishReason, RequestStats)?
+}
