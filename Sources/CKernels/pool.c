@@ -1,9 +1,13 @@
 // The compute pool: persistent threads that spin on a generation counter for a short while, then park
 // on a condition variable. A decode step issues a few hundred dispatches of 10-40 us each; spinning
 // keeps each dispatch well under a microsecond, parking keeps an idle server off the CPU.
+// Spinning longer than YIELD_AFTER_NS also yields the core now and then: on a machine with more runnable
+// threads than cores, the thread being waited for may be descheduled, and pure spinning would burn the
+// rest of a time slice (milliseconds) per dispatch instead of letting it run.
 #include "CKernels.h"
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 #if defined(__x86_64__)
@@ -29,6 +33,8 @@ struct tally_pool {
 
 typedef struct { tally_pool *pool; int index; } worker_start;
 
+#define YIELD_AFTER_NS 50000
+
 static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -42,13 +48,16 @@ static void *worker_main(void *arg) {
     uint64_t seen = 0;
     for (;;) {
         // Spin, checking the clock only every 256 pauses.
-        int64_t deadline = now_ns() + pool->spin_ns;
+        int64_t spin_start = now_ns(), deadline = spin_start + pool->spin_ns;
         uint64_t gen;
         for (int i = 1;; i++) {
             gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
             if (gen != seen || atomic_load_explicit(&pool->stop, memory_order_relaxed)) break;
             cpu_relax();
-            if ((i & 255) == 0 && now_ns() > deadline) {
+            if ((i & 255) != 0) continue;
+            int64_t now = now_ns();
+            if (now - spin_start > YIELD_AFTER_NS) sched_yield();
+            if (now > deadline) {
                 pthread_mutex_lock(&pool->mutex);
                 atomic_fetch_add(&pool->sleeping, 1);
                 // seq_cst on both sides: either run() sees us sleeping, or we see its new generation.
@@ -111,5 +120,11 @@ void tally_pool_run(tally_pool *pool, tally_pool_fn fn, void *context) {
         pthread_mutex_unlock(&pool->mutex);
     }
     fn(context, 0, pool->threads);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) cpu_relax();
+    int64_t wait_start = 0;
+    for (int i = 1; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; i++) {
+        cpu_relax();
+        if ((i & 255) != 0) continue;
+        if (wait_start == 0) wait_start = now_ns();
+        else if (now_ns() - wait_start > YIELD_AFTER_NS) sched_yield();
+    }
 }
