@@ -14,7 +14,7 @@ the next round), so machine drift hits all alike. Per server and round:
 Prints medians over rounds and the ratios the issues name (tally / llama-server throughput, TTFT and RSS;
 metering on / off throughput).
 
-    python3 bench/server/compare.py --llama-server /tmp/llama/build/bin/llama-server [--rounds 2]
+    python3 bench/server/compare.py --llama-server /path/to/llama-server [--rounds 2]
 
 Only loopback is used. Every request has a timeout and every phase a bounded request count.
 """
