@@ -136,9 +136,11 @@ package actor Meter {
         return cost
     }
 
-    /// For requests nobody waits on (aborted ones): written in the background; `flush` waits for them.
-    package nonisolated func recordLater(_ record: UsageRecord) {
-        Task { _ = await self.record(record) }
+    /// Starts writing `record` now (from any thread, e.g. the engine's); await the task for its cost. Aborted
+    /// requests nobody waits on are written this way too; `flush` waits for them at shutdown.
+    @discardableResult
+    package nonisolated func recordInBackground(_ record: UsageRecord) -> Task<CostModel.RequestCost, Never> {
+        Task { await self.record(record) }
     }
 
     /// Waits until background writes are done (shutdown).

@@ -34,6 +34,16 @@ struct GenerationOutcome: Sendable {
     var stats: RequestStats
 }
 
+/// The background write of a request's usage record, set by the engine's `onFinish` (which runs before
+/// the stream yields `.finished`, so a reader of `.finished` always finds it set).
+final class RecordingBox: @unchecked Sendable {
+    private var write: Task<CostModel.RequestCost, Never>?
+    private let lock = NSLock()
+
+    func set(_ task: Task<CostModel.RequestCost, Never>) { lock.withLock { write = task } }
+    var task: Task<CostModel.RequestCost, Never>? { lock.withLock { write } }
+}
+
 /// Hands the engine stream to exactly one consumer. When that consumer returns, the stream is released
 /// at once, which ends it and makes the engine abort the request (a stop string matched, or a write to
 /// a departed client failed) instead of generating on until max_tokens.
@@ -233,11 +243,18 @@ struct CompletionService: Sendable {
                         queueMicros: stats.queueMicros, prefillMicros: stats.prefillMicros, decodeMicros: stats.decodeMicros,
                         busyShareMicros: stats.busyShareMicros, finishReason: outcome)
         }
+        // The engine reports every end of the request here, on its thread, also when nobody reads the
+        // stream any more (client gone, shutdown): the record is written from here, so none is missed.
+        // A finished response awaits that write before its final chunk (durable first).
+        let recording = RecordingBox()
         if let meter {
-            // Aborted requests (client gone, shutdown) have no reader of `.finished`: the engine tells the
-            // meter directly. Finished ones are recorded below, before their final chunk.
             prepared.engineRequest.onFinish = { reason, stats in
-                if reason == .abort { meter.recordLater(usageRecord(stats, .aborted, at: meter.now)) }
+                let outcome: UsageOutcome = switch reason {
+                case .stop: .stop
+                case .length: .length
+                case .abort: .aborted
+                }
+                recording.set(meter.recordInBackground(usageRecord(stats, outcome, at: meter.now)))
             }
         }
 
@@ -250,12 +267,11 @@ struct CompletionService: Sendable {
             throw APIError.engine(error, retryAfterSeconds: config.retryAfterSeconds, promptParam: prepared.promptParam)
         }
         let pricing = meter?.pricing
-        /// The usage object; with a meter, the record is durable when this returns.
+        /// The usage object; with a meter, the request's record is durable when this returns.
         let usage = { @Sendable (outcome: GenerationOutcome) async -> JSON in
             var cost: JSON?
-            if let meter, let pricing, outcome.finishReason != Engine.FinishReason.abort.rawValue {
-                let recorded: UsageOutcome = outcome.finishReason == "length" ? .length : .stop
-                cost = Self.costJSON(await meter.record(usageRecord(outcome.stats, recorded, at: meter.now)), pricing: pricing)
+            if let pricing, let write = recording.task {
+                cost = Self.costJSON(await write.value, pricing: pricing)
             }
             return Self.usageJSON(outcome.stats, cost: cost)
         }
@@ -356,8 +372,7 @@ struct CompletionService: Sendable {
                         stoppedByString = true
                         engine.end(request.id, reason: .stop)
                     }
-                case .finished(_, var stats) where stoppedByString:
-                    stats.generatedTokens = tokenCount
+                case .finished(_, let stats) where stoppedByString:
                     return finish(Engine.FinishReason.stop.rawValue, stats)
                 case .finished(let reason, let stats):
                     let delta = pipeline.finish()

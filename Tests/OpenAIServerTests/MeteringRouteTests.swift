@@ -114,7 +114,8 @@ private func sentenceEngine(cached: Int = 0, delay: Duration? = nil) throws -> F
             let record = try #require(try await store.records(in: .all, tenant: nil).first)
             #expect(record.cachedTokens == 3)
             #expect(record.generatedTokens == usage["completion_tokens"] as? Int)
-            #expect(record.generatedTokens == (try Fixture.tokens("The capital of France is Paris").count))
+            // Counted as the engine generated them: through the match, and any made before it heard `end`.
+            #expect(record.generatedTokens >= (try Fixture.tokens("The capital of France is Paris").count))
         }
     }
 
