@@ -68,24 +68,31 @@ void tally_rmsnorm(const float *x, const float *weight, float *y, int n, float e
     for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * weight[i];
 }
 
-void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, float freq_base) {
+void tally_rope_table(int position, int rope_dims, float freq_base, float *cs) {
     // theta_i = position * base^(-2i/rope_dims), built by repeated multiplication as ggml's rope cache.
     const float theta_scale = powf(freq_base, -2.0f / (float)rope_dims);
-    float cs[512];  // cos/sin pairs; head_dim <= 512 is checked when the model loads
     float theta = (float)position;
     for (int i = 0; i < rope_dims; i += 2) {
         cs[i] = cosf(theta);
         cs[i + 1] = sinf(theta);
         theta *= theta_scale;
     }
-    for (int h = 0; h < heads; h++) {
-        float *v = x + (size_t)h * head_dim;
-        for (int i = 0; i < rope_dims; i += 2) {
-            const float x0 = v[i], x1 = v[i + 1];
-            v[i] = x0 * cs[i] - x1 * cs[i + 1];
-            v[i + 1] = x0 * cs[i + 1] + x1 * cs[i];
-        }
+}
+
+void tally_rope_apply(float *x, int begin, int end, int head_dim, int rope_dims, const float *cs) {
+    for (int j = begin; j < end; j += 2) {
+        const int i = j % head_dim;
+        if (i >= rope_dims) continue;
+        const float x0 = x[j], x1 = x[j + 1];
+        x[j] = x0 * cs[i] - x1 * cs[i + 1];
+        x[j + 1] = x0 * cs[i + 1] + x1 * cs[i];
     }
+}
+
+void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, float freq_base) {
+    float cs[512];  // cos/sin pairs; head_dim <= 512 is checked when the model loads
+    tally_rope_table(position, rope_dims, freq_base, cs);
+    tally_rope_apply(x, 0, heads * head_dim, head_dim, rope_dims, cs);
 }
 
 void tally_swiglu(const float *gate, const float *up, float *out, int n) {
@@ -198,10 +205,119 @@ static void attention_avx2(const tally_attention_args *a, int item_begin, int it
         }
     }
 }
+/// Grouped-query form: the G query heads that share a KV head, for one token, in one pass, so each K and
+/// V row is loaded once for the G heads. Per head the arithmetic is attention_avx2's, operation for
+/// operation (same lanes, same order), so results are bit-identical to it. Compiled for AVX-512VL to have
+/// 32 vector registers: G x 8 accumulators stay in registers for G <= 3.
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"), always_inline))
+static inline void attention_group(const tally_attention_args *a, int t, int kvh, const int G, float *scratch) {
+    const int width = a->kv_head_count * a->head_dim, bs = a->block_size, hd = a->head_dim;
+    const int n = a->context_lengths[t];
+    const int32_t *table = a->block_tables[t];
+    const float *q[3];
+    float *sc[3];
+    float max[3];
+    __m256 vmax[3];
+    for (int g = 0; g < G; g++) {
+        q[g] = a->q + ((size_t)t * a->head_count + kvh * G + g) * hd;
+        sc[g] = scratch + (size_t)g * n;
+        max[g] = -INFINITY;
+        vmax[g] = _mm256_set1_ps(-INFINITY);
+    }
+    for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
+        const float *base = a->k_cache + (size_t)table[bi] * bs * width + (size_t)kvh * hd;
+        const int m = n - j0 < bs ? n - j0 : bs;
+        int s = 0;
+        for (; s + 8 <= m; s += 8) {
+            __m256 acc[3][8];
+            for (int g = 0; g < G; g++)
+                for (int u = 0; u < 8; u++) acc[g][u] = _mm256_setzero_ps();
+            for (int d = 0; d < hd; d += 8) {
+                __m256 qv[3];
+                for (int g = 0; g < G; g++) qv[g] = _mm256_loadu_ps(q[g] + d);
+                for (int u = 0; u < 8; u++) {
+                    const __m256 kv = _mm256_loadu_ps(base + (size_t)(s + u) * width + d);
+                    for (int g = 0; g < G; g++) acc[g][u] = _mm256_fmadd_ps(qv[g], kv, acc[g][u]);
+                }
+            }
+            for (int g = 0; g < G; g++) {
+                const __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[g][0], acc[g][1]), _mm256_hadd_ps(acc[g][2], acc[g][3]));
+                const __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[g][4], acc[g][5]), _mm256_hadd_ps(acc[g][6], acc[g][7]));
+                const __m256 v = _mm256_mul_ps(_mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31)),
+                                               _mm256_set1_ps(a->scale));
+                _mm256_storeu_ps(sc[g] + j0 + s, v);
+                vmax[g] = _mm256_max_ps(vmax[g], v);
+            }
+        }
+        for (; s < m; s++) {
+            const float *k = base + (size_t)s * width;
+            for (int g = 0; g < G; g++) {
+                __m256 acc = _mm256_setzero_ps();
+                for (int d = 0; d < hd; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q[g] + d), _mm256_loadu_ps(k + d), acc);
+                const float score = hsum_avx2(acc) * a->scale;
+                sc[g][j0 + s] = score;
+                if (score > max[g]) max[g] = score;
+            }
+        }
+    }
+    float inv[3];
+    for (int g = 0; g < G; g++) {
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax[g]), _mm256_extractf128_ps(vmax[g], 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        if (_mm_cvtss_f32(m4) > max[g]) max[g] = _mm_cvtss_f32(m4);
+        float sum = 0.0f;
+        for (int j = 0; j < n; j++) { sc[g][j] = expf(sc[g][j] - max[g]); sum += sc[g][j]; }
+        inv[g] = 1.0f / sum;
+    }
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        const int lanes = (hd - d0) < 64 ? (hd - d0) / 8 : 8;
+        __m256 acc[3][8];
+        for (int g = 0; g < G; g++)
+            for (int u = 0; u < 8; u++) acc[g][u] = _mm256_setzero_ps();
+        for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
+            const float *base = a->v_cache + (size_t)table[bi] * bs * width + (size_t)kvh * hd + d0;
+            for (int s = 0; s < bs && j0 + s < n; s++) {
+                const float *v = base + (size_t)s * width;
+                __m256 p[3];
+                for (int g = 0; g < G; g++) p[g] = _mm256_set1_ps(sc[g][j0 + s]);
+                for (int u = 0; u < lanes; u++) {
+                    const __m256 vv = _mm256_loadu_ps(v + 8 * u);
+                    for (int g = 0; g < G; g++) acc[g][u] = _mm256_fmadd_ps(p[g], vv, acc[g][u]);
+                }
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            float *out = a->out + ((size_t)t * a->head_count + kvh * G + g) * hd;
+            for (int u = 0; u < lanes; u++) _mm256_storeu_ps(out + d0 + 8 * u, _mm256_mul_ps(acc[g][u], _mm256_set1_ps(inv[g])));
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c")))
+static void attention_grouped(const tally_attention_args *a, int item_begin, int item_end, float *scratch) {
+    const int G = a->head_count / a->kv_head_count;
+    for (int item = item_begin; item < item_end;) {
+        const int t = item / a->head_count, h = item % a->head_count;
+        if (h % G == 0 && item + G <= item_end) {
+            switch (G) {
+            case 3: attention_group(a, t, h / G, 3, scratch); break;
+            case 2: attention_group(a, t, h / G, 2, scratch); break;
+            default: attention_group(a, t, h / G, 1, scratch); break;
+            }
+            item += G;
+        } else {
+            attention_avx2(a, item, item + 1, scratch);
+            item++;
+        }
+    }
+}
 #endif
 
 void tally_attention(const tally_attention_args *a, int item_begin, int item_end, float *scratch) {
 #if defined(__x86_64__)
+    const int group = a->head_count / a->kv_head_count;
+    if (tally_isa_current() >= TALLY_ISA_AVX512_VNNI && a->head_dim % 8 == 0 && group <= 3) { attention_grouped(a, item_begin, item_end, scratch); return; }
     if (tally_isa_current() >= TALLY_ISA_AVX2 && a->head_dim % 8 == 0) { attention_avx2(a, item_begin, item_end, scratch); return; }
 #endif
     tally_attention_scalar(a, item_begin, item_end, scratch);

@@ -87,6 +87,77 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
+    /// The packed layout: the product equals the reference (rows in 16-row groups, split at a group
+    /// boundary), is bit-identical at every ISA level, for any column count (a column alone or among
+    /// others) and to the unpacked VNNI kernel (the same arithmetic as ggml's Q8_0 dot), and a packed row
+    /// reads back as the original row.
+    @Test func packedQ8GemmMatchesTheReferenceAndIsBitIdenticalEverywhere() {
+        var rng = TestRNG(state: 6)
+        for (rows, k, cols) in [(16, 32, 1), (32, 96, 3), (48, 576, 9), (64, 1536, 17), (16, 64, 8)] {
+            let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
+            var packed = [UInt8](repeating: 0, count: w.count)
+            tally_q8p_pack(w, Int32(rows), Int32(k), &packed)
+            #expect(packed != w)
+            let x = rng.floats(cols * k, scale: 2)
+            let q = (0..<cols).map { Reference.quantizeActivations(Array(x[$0 * k..<($0 + 1) * k]), k: k) }
+            let scales = q.flatMap(\.scales), quants = q.flatMap(\.quants)
+            var sums = [Int32](repeating: 0, count: cols * k / 4)
+            tally_q8_block_sums(quants, Int32(cols), Int32(k), &sums)
+            for j in 0..<cols * k / 4 {
+                let sum: Int32 = quants[4 * j..<4 * j + 4].reduce(Int32(0)) { $0 + Int32($1) }
+                #expect(sums[j] == -128 * sum)
+            }
+            let expected = Reference.gemmQ8(weights: w, rows: rows, k: k, scales: scales, quants: quants, cols: cols)
+            var scalar = [Float](repeating: .nan, count: cols * rows)
+            tally_gemm_q8p_scalar(packed, Int32(k), 0, Int32(rows), scales, quants, sums, Int32(cols), &scalar, Int32(rows))
+            for i in 0..<cols * rows {
+                #expect(abs(scalar[i] - expected[i]) <= 1e-4 * max(1, abs(expected[i])), "\(rows)x\(k)x\(cols) [\(i)] \(scalar[i]) vs \(expected[i])")
+            }
+            forEachISA { level in
+                for range in [0..<rows, (rows > 16 ? 16..<rows : 0..<rows)] {
+                    var y = [Float](repeating: .nan, count: cols * rows)
+                    tally_gemm_q8p(packed, Int32(k), Int32(range.lowerBound), Int32(range.upperBound), scales, quants, sums, Int32(cols), &y, Int32(rows))
+                    for c in 0..<cols {
+                        for r in 0..<rows {
+                            let got = y[c * rows + r]
+                            if range.contains(r) {
+                                #expect(got.bitPattern == scalar[c * rows + r].bitPattern, "\(level.name) \(rows)x\(k)x\(cols) [\(r),\(c)]")
+                            } else {
+                                #expect(got.isNaN, "\(level.name): row \(r) outside \(range) was written")
+                            }
+                        }
+                    }
+                    // The last column alone gives the same bits as among the others.
+                    let last = cols - 1, nb = k / 32
+                    let lastScales = Array(scales[(last * nb)...])
+                    let lastQuants = Array(quants[(last * k)...])
+                    let lastSums = Array(sums[(last * k / 4)...])
+                    var one = [Float](repeating: .nan, count: rows)
+                    tally_gemm_q8p(packed, Int32(k), 0, Int32(rows), lastScales, lastQuants, lastSums, 1, &one, Int32(rows))
+                    let lastColumn: [Float] = Array(scalar[(last * rows)...])
+                    #expect(one.map(\.bitPattern) == lastColumn.map(\.bitPattern), "\(level.name) one column")
+                }
+                if level == .avx512VNNI {
+                    var unpacked = [Float](repeating: .nan, count: cols * rows)
+                    tally_gemm_q8(w, Int32(k), 0, Int32(rows), scales, quants, Int32(cols), &unpacked, Int32(rows))
+                    #expect(unpacked.map(\.bitPattern) == scalar.map(\.bitPattern), "\(rows)x\(k)x\(cols) against the unpacked kernel")
+                }
+            }
+            var row = [Float](repeating: 0, count: k)
+            for r in [0, rows - 1, rows / 2] {
+                tally_q8p_row(packed, Int32(k), Int32(r), &row)
+                var want = [Float](repeating: 0, count: k)
+                for j in 0..<k {
+                    let base: Int = (r * k / 32 + j / 32) * 34
+                    let bits: UInt16 = UInt16(w[base]) | UInt16(w[base + 1]) << 8
+                    let d = Float(Float16(bitPattern: bits))
+                    want[j] = d * Float(Int8(bitPattern: w[base + 2 + j % 32]))
+                }
+                #expect(row == want, "row \(r) of \(rows)x\(k)")
+            }
+        }
+    }
+
     @Test func f32AndF16GemmMatchDoubleSums() {
         var rng = TestRNG(state: 3)
         for (rows, k, cols) in [(1, 8, 1), (7, 13, 3), (33, 64, 2)] {
@@ -128,6 +199,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
         defer { tablePointers.forEach { $0.deallocate() } }
         let perToken: [UnsafePointer<Int32>?] = tokenSequence.map { UnsafePointer(tablePointers[$0]) }
+        var outputs: [KernelISA: [Float]] = [:]
         forEachISA { level in
             var out = [Float](repeating: 0, count: tokens * heads * headDim)
             var scratch = [Float](repeating: 0, count: 256)
@@ -142,7 +214,9 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                                         context_lengths: lp.baseAddress, tokens: Int32(tokens), head_count: Int32(heads),
                                         kv_head_count: Int32(kvHeads), head_dim: Int32(headDim), block_size: Int32(blockSize),
                                         scale: 0.25, out: op.baseAddress)
-                                    tally_attention(&args, 0, Int32(tokens * heads), &scratch)
+                                    // Two ranges, the first ending inside a KV head's group of query heads.
+                                    tally_attention(&args, 0, 4, &scratch)
+                                    tally_attention(&args, 4, Int32(tokens * heads), &scratch)
                                 }
                             }
                         }
@@ -165,6 +239,11 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                     #expect(zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(level.name) token \(t) head \(h)")
                 }
             }
+            outputs[level] = out
+        }
+        // The grouped-query form (AVX-512) does the AVX2 form's arithmetic: the same bits.
+        if let grouped = outputs[.avx512VNNI], let single = outputs[.avx2] {
+            #expect(grouped.map(\.bitPattern) == single.map(\.bitPattern))
         }
     }
 
@@ -205,6 +284,13 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                 }
             }
         }
+        // In two steps over two ranges (as threads apply it to their shares): the same values.
+        var cs = [Float](repeating: 0, count: ropeDims)
+        tally_rope_table(Int32(position), Int32(ropeDims), 10000, &cs)
+        var split = before
+        tally_rope_apply(&split, 0, 6, Int32(headDim), Int32(ropeDims), cs)
+        tally_rope_apply(&split, 6, Int32(heads * headDim), Int32(headDim), Int32(ropeDims), cs)
+        #expect(split == r)
     }
 
     @Test func halfConversionsMatchSwiftFloat16() {

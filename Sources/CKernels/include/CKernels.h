@@ -35,6 +35,23 @@ void tally_gemm_q8(const void *w, int k, int row_begin, int row_end,
 void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
                           const float *xd, const int8_t *xq, int cols, float *y, int ldy);
 
+// ---- Packed Q8_0 (q8_0_packed.c) -------------------------------------------------------------------
+// Rows interleaved 16 at a time so one vpdpbusd computes 16 rows' partial sums (layout in q8_0_packed.c);
+// same size as Q8_0. Needs rows % 16 == 0; row ranges passed to the product are multiples of 16.
+
+/// Repacks a Q8_0 matrix [rows, k] into `out` (rows * k / 32 * 34 bytes).
+void tally_q8p_pack(const void *w, int rows, int k, void *out);
+/// Row r of a packed matrix as floats (k values).
+void tally_q8p_row(const void *packed, int k, int r, float *out);
+/// xs[r * k/4 + j] = -128 * (sum of quants 4j..4j+3 of row r): the packed product's correction for w + 128.
+void tally_q8_block_sums(const int8_t *xq, int rows, int k, int32_t *xs);
+/// y[c * ldy + r] = dot(W row r, x column c) for rows [row_begin, row_end) of a packed W; as tally_gemm_q8
+/// plus the block sums. Bit-identical at every ISA level.
+void tally_gemm_q8p(const void *w, int k, int row_begin, int row_end, const float *xd, const int8_t *xq,
+                    const int32_t *xs, int cols, float *y, int ldy);
+void tally_gemm_q8p_scalar(const void *w, int k, int row_begin, int row_end, const float *xd, const int8_t *xq,
+                           const int32_t *xs, int cols, float *y, int ldy);
+
 // ---- f32 / f16 weights -------------------------------------------------------------------------------
 
 /// y[c * ldy + r] = dot(W row r, x[c * k ...]) with W f32 (or f16 when `w_is_f16`), x f32.
@@ -50,6 +67,11 @@ void tally_rmsnorm(const float *x, const float *weight, float *y, int n, float e
 /// RoPE, "normal" layout (adjacent pairs), in place on `heads` heads of head_dim values at `position`;
 /// the first rope_dims values of each head rotate with theta_i = position * freq_base^(-2i/rope_dims).
 void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, float freq_base);
+/// RoPE in two steps: the cos/sin pairs at `position` (rope_dims floats, computed once per token and step),
+/// then the rotation of values [begin, end) of one token's heads (begin even), so threads can each rotate
+/// their own share of a projection's output. Same results as tally_rope.
+void tally_rope_table(int position, int rope_dims, float freq_base, float *cs);
+void tally_rope_apply(float *x, int begin, int end, int head_dim, int rope_dims, const float *cs);
 /// out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z)).
 void tally_swiglu(const float *gate, const float *up, float *out, int n);
 float tally_f16_to_f32(uint16_t h);
@@ -69,7 +91,8 @@ typedef struct {
 } tally_attention_args;
 
 /// Causal attention for work items [item_begin, item_end), item = token * head_count + head.
-/// `scratch` holds at least max(context_lengths) floats.
+/// `scratch` holds at least (head_count / kv_head_count) * max(context_lengths) floats. With AVX-512 the query
+/// heads of a KV head are done together when the range holds them all; results are the same either way.
 void tally_attention(const tally_attention_args *a, int item_begin, int item_end, float *scratch);
 void tally_attention_scalar(const tally_attention_args *a, int item_begin, int item_end, float *scratch);
 
