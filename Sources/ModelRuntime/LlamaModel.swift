@@ -21,7 +21,7 @@ package final class LlamaModel: @unchecked Sendable {
         self.file = file
         self.pool = pool
         config = try ModelConfig(metadata: file.metadata, vocabRows: file.tensor(named: TensorName.tokenEmbedding)?.dimensions.last)
-        weights = try ModelWeights(file: file, config: config)
+        weights = try ModelWeights(file: file, config: config, pack: KernelISA.current == .avx512VNNI)
     }
 
     package convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
@@ -54,86 +54,145 @@ package final class LlamaModel: @unchecked Sendable {
         let tokenTables: [UnsafePointer<Int32>?] = batch.sequenceIndex.map { UnsafePointer(tables[$0]) }
         let contextLengths = batch.positions.map { Int32($0 + 1) }
 
+        // cos/sin of every token's position, once per step (the same for every layer)
+        let rd = c.ropeDimensionCount
+        for t in 0..<n { tally_rope_table(Int32(batch.positions[t]), Int32(rd), c.ropeFreqBase, w.rope + t * rd) }
+        let kvRows = (0..<n).map { kv.row(table: tokenTables[$0]!, position: batch.positions[$0]) }
+
         for (l, layer) in weights.layers.enumerated() {
-            // h = rmsnorm(x) * attn_norm                                   [n, e]
-            rmsnorm(w.x, layer.attentionNorm, into: w.h, rows: n, width: e)
-            // q [n, queryWidth], k and v [n, kvWidth]                      one dispatch for the three
-            matmul([(layer.query, w.q), (layer.key, w.k), (layer.value, w.v)], input: w.h, rows: n, w: w)
-            // RoPE on q and k at each token's position, then k and v into the KV store
-            for t in 0..<n {
-                tally_rope(w.q + t * c.queryWidth, Int32(c.headCount), Int32(c.headDim), Int32(c.ropeDimensionCount), Int32(batch.positions[t]), c.ropeFreqBase)
-                tally_rope(w.k + t * c.kvWidth, Int32(c.kvHeadCount), Int32(c.headDim), Int32(c.ropeDimensionCount), Int32(batch.positions[t]), c.ropeFreqBase)
-                let row = kv.row(table: tokenTables[t]!, position: batch.positions[t])
-                (kv.keys[l] + row * c.kvWidth).update(from: w.k + t * c.kvWidth, count: c.kvWidth)
-                (kv.values[l] + row * c.kvWidth).update(from: w.v + t * c.kvWidth, count: c.kvWidth)
+            // h = rmsnorm(x) * attn_norm, quantized                       [n, e]
+            prepareInput(w.x, norm: layer.attentionNorm, rows: n, width: e, w: w)
+            // q [n, queryWidth], k and v [n, kvWidth] in one dispatch; each thread then applies RoPE to
+            // its own rows of q and k and stores its rows of k and v into the KV store (no serial step).
+            let keys = kv.keys[l], values = kv.values[l]
+            matmul([(layer.query, w.q), (layer.key, w.k), (layer.value, w.v)], input: w.h, rows: n, w: w) { i, count in
+                let qs = self.share(layer.query, i, count), ks = self.share(layer.key, i, count), vs = self.share(layer.value, i, count)
+                for t in 0..<n {
+                    let cs = w.rope + t * rd
+                    tally_rope_apply(w.q + t * c.queryWidth, Int32(qs.lowerBound), Int32(qs.upperBound), Int32(c.headDim), Int32(rd), cs)
+                    tally_rope_apply(w.k + t * c.kvWidth, Int32(ks.lowerBound), Int32(ks.upperBound), Int32(c.headDim), Int32(rd), cs)
+                    (keys + kvRows[t] * c.kvWidth + ks.lowerBound).update(from: w.k + t * c.kvWidth + ks.lowerBound, count: ks.count)
+                    (values + kvRows[t] * c.kvWidth + vs.lowerBound).update(from: w.v + t * c.kvWidth + vs.lowerBound, count: vs.count)
+                }
             }
             // att [n, queryWidth] = softmax(q·kᵀ / sqrt(headDim)) · v, causal, per head (GQA)
             tokenTables.withUnsafeBufferPointer { tablesPointer in
                 contextLengths.withUnsafeBufferPointer { lengths in
                     var args = tally_attention_args(
-                        q: w.q, k_cache: kv.keys[l], v_cache: kv.values[l],
+                        q: w.q, k_cache: keys, v_cache: values,
                         block_tables: tablesPointer.baseAddress, context_lengths: lengths.baseAddress,
                         tokens: Int32(n), head_count: Int32(c.headCount), kv_head_count: Int32(c.kvHeadCount),
                         head_dim: Int32(c.headDim), block_size: Int32(kv.blockSize),
                         scale: 1 / Float(c.headDim).squareRoot(), out: w.attention)
-                    let items = n * c.headCount
+                    let items = n * c.headCount, heads = c.headCount
                     withUnsafePointer(to: &args) { args in
                         pool.run { i, count in
-                            let share = ComputePool.share(of: items, thread: i, of: count, granule: 1)
-                            tally_attention(args, Int32(share.lowerBound), Int32(share.upperBound), w.scores + i * w.scoresPerThread)
+                            let scratch = w.scores + i * w.scoresPerThread
+                            if n >= 2 * count {
+                                // Token t attends to t + 1 positions (causal): dealing tokens round-robin
+                                // evens the threads' work, where contiguous halves gave one thread 3/4 of it.
+                                for t in stride(from: i, to: n, by: count) {
+                                    tally_attention(args, Int32(t * heads), Int32((t + 1) * heads), scratch)
+                                }
+                            } else {
+                                let share = ComputePool.share(of: items, thread: i, of: count, granule: 1)
+                                tally_attention(args, Int32(share.lowerBound), Int32(share.upperBound), scratch)
+                            }
                         }
                     }
                 }
             }
-            // x += Wo · att                                                [n, e]
-            matmul([(layer.output, w.h)], input: w.attention, rows: n, w: w)
-            add(w.h, into: w.x, count: n * e)
+            // x += Wo · att                                                [n, e]  (each thread adds its rows)
+            prepareInput(w.attention, norm: nil, rows: n, width: c.queryWidth, w: w)
+            matmul([(layer.output, w.h)], input: w.attention, rows: n, w: w) { i, count in
+                self.addRows(w.h, into: w.x, share: self.share(layer.output, i, count), tokens: n, width: e)
+            }
             // h = rmsnorm(x) * ffn_norm; x += Wdown · (silu(Wgate·h) * Wup·h)
-            rmsnorm(w.x, layer.feedForwardNorm, into: w.h, rows: n, width: e)
-            matmul([(layer.gate, w.gate), (layer.up, w.up)], input: w.h, rows: n, w: w)
-            tally_swiglu(w.gate, w.up, w.gate, Int32(n * c.feedForwardLength))
-            matmul([(layer.down, w.h)], input: w.gate, rows: n, w: w)
-            add(w.h, into: w.x, count: n * e)
+            prepareInput(w.x, norm: layer.feedForwardNorm, rows: n, width: e, w: w)
+            let ff = c.feedForwardLength
+            matmul([(layer.gate, w.gate), (layer.up, w.up)], input: w.h, rows: n, w: w) { i, count in
+                // gate and up have the same rows, so the same share: this thread's SwiGLU needs only its own outputs
+                let s = self.share(layer.gate, i, count)
+                for t in 0..<n { tally_swiglu(w.gate + t * ff + s.lowerBound, w.up + t * ff + s.lowerBound, w.gate + t * ff + s.lowerBound, Int32(s.count)) }
+            }
+            prepareInput(w.gate, norm: nil, rows: n, width: ff, w: w)
+            matmul([(layer.down, w.h)], input: w.gate, rows: n, w: w) { i, count in
+                self.addRows(w.h, into: w.x, share: self.share(layer.down, i, count), tokens: n, width: e)
+            }
         }
 
         // logits [r, vocab] = Wout · rmsnorm(x) for the rows that need them
         let r = batch.logitRows.count
         guard r > 0 else { return [] }
         for (i, t) in batch.logitRows.enumerated() {
-            tally_rmsnorm(w.x + t * e, weights.outputNorm, w.h + i * e, Int32(e), c.rmsNormEpsilon)
+            (w.x2 + i * e).update(from: w.x + t * e, count: e)
         }
+        prepareInput(w.x2, norm: weights.outputNorm, rows: r, width: e, w: w)
         matmul([(weights.output, w.logits)], input: w.h, rows: r, w: w)
         return Array(UnsafeBufferPointer(start: w.logits, count: r * c.vocabSize))
     }
 
     // MARK: Steps
 
-    private func rmsnorm(_ x: UnsafeMutablePointer<Float>, _ weight: [Float], into y: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
-        for t in 0..<rows { tally_rmsnorm(x + t * width, weight, y + t * width, Int32(width), config.rmsNormEpsilon) }
+    /// Rows of `m` that thread i of count computes (multiples of 16 for packed weights, else of 4).
+    private func share(_ m: WeightMatrix, _ i: Int, _ count: Int) -> Range<Int> {
+        ComputePool.share(of: m.rows, thread: i, of: count, granule: m.packed ? 16 : 4)
     }
 
-    private func add(_ a: UnsafeMutablePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] += a[i] }
+    /// The input of the next products: optionally h = rmsnorm(x) * norm (into w.h), then (for Q8_0 weights,
+    /// which every model here has) its int8 quantization and block sums. Tokens are split between threads
+    /// when there are several; each token's result does not depend on the split.
+    private func prepareInput(_ x: UnsafeMutablePointer<Float>, norm: [Float]?, rows: Int, width: Int, w: Workspace) {
+        let eps = config.rmsNormEpsilon
+        let body = { (range: Range<Int>) in
+            guard !range.isEmpty else { return }
+            let input: UnsafeMutablePointer<Float>
+            if let norm {
+                for t in range { tally_rmsnorm(x + t * width, norm, w.h + t * width, Int32(width), eps) }
+                input = w.h
+            } else {
+                input = x
+            }
+            let b = range.lowerBound
+            guard width % 32 == 0 else { return }  // F32/F16 weights read `input` as it is
+            tally_quantize_rows_q8(input + b * width, Int32(range.count), Int32(width), w.xd + b * width / 32, w.xq + b * width)
+            tally_q8_block_sums(w.xq + b * width, Int32(range.count), Int32(width), w.xs + b * width / 4)
+        }
+        if rows < 2 * pool.threadCount {
+            body(0..<rows)
+        } else {
+            pool.run { i, count in body(ComputePool.share(of: rows, thread: i, of: count, granule: 1)) }
+        }
+    }
+
+    /// x[t, share] += a[t, share] for every token t: a thread's part of a residual connection.
+    private func addRows(_ a: UnsafeMutablePointer<Float>, into x: UnsafeMutablePointer<Float>, share: Range<Int>, tokens: Int, width: Int) {
+        for t in 0..<tokens {
+            for j in share { x[t * width + j] += a[t * width + j] }
+        }
     }
 
     /// out_m [rows, W_m.rows] = input [rows, W_m.columns] · W_mᵀ for every (W_m, out_m), in one pool
-    /// dispatch: each thread takes its share of every matrix's rows. All W_m have the same columns.
-    private func matmul(_ products: [(WeightMatrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, rows: Int, w: Workspace) {
+    /// dispatch: each thread takes its share of every matrix's rows, then runs `epilogue(i, count)`, which
+    /// may touch only that thread's rows of the outputs. The input was prepared by prepareInput (Q8_0) or is
+    /// `input` itself (F32/F16). All W_m have the same columns.
+    private func matmul(_ products: [(WeightMatrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, rows: Int, w: Workspace,
+                        epilogue: ((Int, Int) -> Void)? = nil) {
         let k = products[0].0.columns
-        if products.contains(where: { $0.0.type == .q8_0 }) {
-            tally_quantize_rows_q8(input, Int32(rows), Int32(k), w.xd, w.xq)
-        }
         pool.run { i, count in
             for (m, out) in products {
-                let share = ComputePool.share(of: m.rows, thread: i, of: count)
+                let share = self.share(m, i, count)
                 guard !share.isEmpty else { continue }
                 switch m.type {
+                case .q8_0 where m.packed:
+                    tally_gemm_q8p(m.data, Int32(k), Int32(share.lowerBound), Int32(share.upperBound), w.xd, w.xq, w.xs, Int32(rows), out, Int32(m.rows))
                 case .q8_0:
                     tally_gemm_q8(m.data, Int32(k), Int32(share.lowerBound), Int32(share.upperBound), w.xd, w.xq, Int32(rows), out, Int32(m.rows))
                 default:
                     tally_gemm_f32(m.data, m.type == .f16 ? 1 : 0, Int32(k), Int32(share.lowerBound), Int32(share.upperBound), input, Int32(rows), out, Int32(m.rows))
                 }
             }
+            epilogue?(i, count)
         }
     }
 }
@@ -153,7 +212,10 @@ final class Workspace: @unchecked Sendable {
     var up: UnsafeMutablePointer<Float>!         // [n, feedForwardLength]
     var xd: UnsafeMutablePointer<Float>!         // [n, widest / 32] activation scales
     var xq: UnsafeMutablePointer<Int8>!          // [n, widest] activation quants
+    var xs: UnsafeMutablePointer<Int32>!         // [n, widest / 4] activation sums per 4 (packed weights)
     var logits: UnsafeMutablePointer<Float>!     // [logitRows, vocabSize]
+    var x2: UnsafeMutablePointer<Float>!         // [logitRows, embeddingLength] residual rows that need logits
+    var rope: UnsafeMutablePointer<Float>!       // [n, ropeDimensionCount] cos/sin pairs per token
     var scores: UnsafeMutablePointer<Float>!     // [threads, contextLength] attention scratch
     var scoresPerThread = 0
 
@@ -184,9 +246,14 @@ final class Workspace: @unchecked Sendable {
         let rawQ = UnsafeMutableRawPointer.allocate(byteCount: cap * widest, alignment: 64)
         buffers.append(rawQ)
         xq = rawQ.bindMemory(to: Int8.self, capacity: cap * widest)
+        let rawS = UnsafeMutableRawPointer.allocate(byteCount: cap * widest / 4 * 4, alignment: 64)
+        buffers.append(rawS)
+        xs = rawS.bindMemory(to: Int32.self, capacity: cap * widest / 4)
         logits = floats(logitCapacity * c.vocabSize)
-        scoresPerThread = c.contextLength
-        scores = floats(threads * c.contextLength)
+        x2 = floats(logitCapacity * c.embeddingLength)
+        rope = floats(cap * c.ropeDimensionCount)
+        scoresPerThread = c.contextLength * (c.headCount / c.kvHeadCount)  // a KV head's query heads at once
+        scores = floats(threads * scoresPerThread)
         return self
     }
 }

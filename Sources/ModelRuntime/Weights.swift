@@ -1,6 +1,10 @@
-// The model's weights as views into the GGUF mapping (no copy), each matrix's shape checked at load.
+// The model's weights as views into the GGUF mapping, each matrix's shape checked at load.
 // A matrix's GGML type is data: it selects the kernel at run time (Q8_0, F32 or F16).
+// With the VNNI kernels, Q8_0 matrices are repacked once at load (16 rows interleaved, same size; see
+// CKernels/q8_0_packed.c) and the mapping's pages they came from are dropped, so memory stays one copy.
 
+import CKernels
+import Foundation
 import GGUF
 
 /// A weight matrix W [rows, columns], row-major: row r holds `columns` values (GGUF dims [columns, rows]).
@@ -10,9 +14,12 @@ package struct WeightMatrix: @unchecked Sendable {
     package let rows: Int
     package let columns: Int
     package let data: UnsafeRawPointer
+    /// `data` is packed Q8_0 (tally_q8p_pack), read by tally_gemm_q8p.
+    package var packed = false
 
     /// Row r as f32 (the embedding lookup).
     package func row(_ r: Int, into out: UnsafeMutableBufferPointer<Float>) {
+        if packed { tally_q8p_row(data, Int32(columns), Int32(r), out.baseAddress); return }
         let rowBytes = type.byteCount(elements: columns)
         type.dequantize(UnsafeRawBufferPointer(start: data + r * rowBytes, count: rowBytes), into: out)
     }
@@ -30,7 +37,38 @@ package struct LayerWeights: Sendable {
     package let down: WeightMatrix       // [embeddingLength, feedForwardLength]
 }
 
+/// Owns the packed copies of the weight matrices.
+final class PackedStorage: @unchecked Sendable {
+    private var buffers: [UnsafeMutableRawPointer] = []
+
+    /// A packed copy of `m` when it is Q8_0 with rows in groups of 16, else `m`. With `dropSource`, the
+    /// mapping's pages under the source are released (read back from the page cache if touched again).
+    func pack(_ m: WeightMatrix, dropSource: Bool) -> WeightMatrix {
+        guard m.type == .q8_0, m.rows % 16 == 0, m.columns % 32 == 0 else { return m }
+        let bytes = m.type.byteCount(elements: m.columns) * m.rows
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        buffers.append(p)
+        tally_q8p_pack(m.data, Int32(m.rows), Int32(m.columns), p)
+        if dropSource { Self.dropPages(m.data, bytes) }
+        var packed = WeightMatrix(name: m.name, type: m.type, rows: m.rows, columns: m.columns, data: UnsafeRawPointer(p))
+        packed.packed = true
+        return packed
+    }
+
+    /// MADV_DONTNEED on the whole pages inside [start, start + count) of the read-only file mapping.
+    static func dropPages(_ start: UnsafeRawPointer, _ count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let begin = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + count) / page * page
+        guard end > begin else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: begin), end - begin, MADV_DONTNEED)
+    }
+
+    deinit { buffers.forEach { $0.deallocate() } }
+}
+
 package struct ModelWeights: Sendable {
+    let storage: PackedStorage
     package let tokenEmbedding: WeightMatrix  // [vocabSize, embeddingLength]
     package let layers: [LayerWeights]
     package let outputNorm: [Float]           // [embeddingLength]
@@ -38,14 +76,18 @@ package struct ModelWeights: Sendable {
     package let output: WeightMatrix          // [vocabSize, embeddingLength]
     package var tiedEmbeddings: Bool { output.name == tokenEmbedding.name }
 
-    package init(file: GGUFFile, config c: ModelConfig) throws {
+    /// `pack`: repack Q8_0 matrices for tally_gemm_q8p (worth it when the VNNI kernel runs).
+    package init(file: GGUFFile, config c: ModelConfig, pack: Bool = false) throws {
+        let storage = PackedStorage()
+        self.storage = storage
         func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
             guard let t = file.tensor(named: name) else { throw RuntimeError.model(.missingTensor(name)) }
             guard t.dimensions == [columns, rows] else {
                 throw RuntimeError.badTensorShape(tensor: name, expected: [columns, rows], found: t.dimensions)
             }
             guard [.q8_0, .f32, .f16].contains(t.type) else { throw RuntimeError.unsupportedWeightType(tensor: name, type: t.type.name) }
-            return WeightMatrix(name: name, type: t.type, rows: rows, columns: columns, data: file.data(of: t).baseAddress!)
+            let m = WeightMatrix(name: name, type: t.type, rows: rows, columns: columns, data: file.data(of: t).baseAddress!)
+            return pack ? storage.pack(m, dropSource: true) : m
         }
         func vector(_ name: String, count: Int) throws -> [Float] {
             guard let t = file.tensor(named: name) else { throw RuntimeError.model(.missingTensor(name)) }
@@ -78,7 +120,8 @@ package struct ModelWeights: Sendable {
             guard [.q8_0, .f32, .f16].contains(embedding.type) else {
                 throw RuntimeError.unsupportedWeightType(tensor: TensorName.tokenEmbedding, type: embedding.type.name)
             }
-            output = tokenEmbedding
+            // The lookup keeps reading the original rows (a few pages per token); the LM head gets a packed copy.
+            output = pack ? storage.pack(tokenEmbedding, dropSource: true) : tokenEmbedding
         }
     }
 }
