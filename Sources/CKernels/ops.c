@@ -205,12 +205,40 @@ static void attention_avx2(const tally_attention_args *a, int item_begin, int it
         }
     }
 }
+/// out = sum_j p_j v_j for values [d0, d0 + 8 * lanes) of the G heads: attention_avx2's loop, V rows shared.
+__attribute__((target("avx512f,avx512vl,avx2,fma,f16c"), always_inline))
+static inline void attention_group_pv(const tally_attention_args *a, int t, int h0, int kvh, const int G, float *const *sc,
+                                      const float *inv, int d0, const int lanes) {
+    const int width = a->kv_head_count * a->head_dim, bs = a->block_size, hd = a->head_dim;
+    const int n = a->context_lengths[t];
+    const int32_t *table = a->block_tables[t];
+    __m256 acc[3][8];
+    for (int g = 0; g < G; g++)
+        for (int u = 0; u < lanes; u++) acc[g][u] = _mm256_setzero_ps();
+    for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
+        const float *base = a->v_cache + (size_t)table[bi] * bs * width + (size_t)kvh * hd + d0;
+        for (int s = 0; s < bs && j0 + s < n; s++) {
+            const float *v = base + (size_t)s * width;
+            __m256 p[3];
+            for (int g = 0; g < G; g++) p[g] = _mm256_set1_ps(sc[g][j0 + s]);
+            for (int u = 0; u < lanes; u++) {
+                const __m256 vv = _mm256_loadu_ps(v + 8 * u);
+                for (int g = 0; g < G; g++) acc[g][u] = _mm256_fmadd_ps(p[g], vv, acc[g][u]);
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        float *out = a->out + ((size_t)t * a->head_count + h0 + g) * hd;
+        for (int u = 0; u < lanes; u++) _mm256_storeu_ps(out + d0 + 8 * u, _mm256_mul_ps(acc[g][u], _mm256_set1_ps(inv[g])));
+    }
+}
+
 /// Grouped-query form: the G query heads that share a KV head, for one token, in one pass, so each K and
 /// V row is loaded once for the G heads. Per head the arithmetic is attention_avx2's, operation for
 /// operation (same lanes, same order), so results are bit-identical to it. Compiled for AVX-512VL to have
 /// 32 vector registers: G x 8 accumulators stay in registers for G <= 3.
 __attribute__((target("avx512f,avx512vl,avx2,fma,f16c"), always_inline))
-static inline void attention_group(const tally_attention_args *a, int t, int kvh, const int G, float *scratch) {
+static inline void attention_group(const tally_attention_args *a, int t, int h0, int kvh, const int G, float *scratch) {
     const int width = a->kv_head_count * a->head_dim, bs = a->block_size, hd = a->head_dim;
     const int n = a->context_lengths[t];
     const int32_t *table = a->block_tables[t];
@@ -219,7 +247,7 @@ static inline void attention_group(const tally_attention_args *a, int t, int kvh
     float max[3];
     __m256 vmax[3];
     for (int g = 0; g < G; g++) {
-        q[g] = a->q + ((size_t)t * a->head_count + kvh * G + g) * hd;
+        q[g] = a->q + ((size_t)t * a->head_count + h0 + g) * hd;
         sc[g] = scratch + (size_t)g * n;
         max[g] = -INFINITY;
         vmax[g] = _mm256_set1_ps(-INFINITY);
@@ -271,26 +299,9 @@ static inline void attention_group(const tally_attention_args *a, int t, int kvh
         inv[g] = 1.0f / sum;
     }
     for (int d0 = 0; d0 < hd; d0 += 64) {
-        const int lanes = (hd - d0) < 64 ? (hd - d0) / 8 : 8;
-        __m256 acc[3][8];
-        for (int g = 0; g < G; g++)
-            for (int u = 0; u < 8; u++) acc[g][u] = _mm256_setzero_ps();
-        for (int j0 = 0, bi = 0; j0 < n; j0 += bs, bi++) {
-            const float *base = a->v_cache + (size_t)table[bi] * bs * width + (size_t)kvh * hd + d0;
-            for (int s = 0; s < bs && j0 + s < n; s++) {
-                const float *v = base + (size_t)s * width;
-                __m256 p[3];
-                for (int g = 0; g < G; g++) p[g] = _mm256_set1_ps(sc[g][j0 + s]);
-                for (int u = 0; u < lanes; u++) {
-                    const __m256 vv = _mm256_loadu_ps(v + 8 * u);
-                    for (int g = 0; g < G; g++) acc[g][u] = _mm256_fmadd_ps(p[g], vv, acc[g][u]);
-                }
-            }
-        }
-        for (int g = 0; g < G; g++) {
-            float *out = a->out + ((size_t)t * a->head_count + kvh * G + g) * hd;
-            for (int u = 0; u < lanes; u++) _mm256_storeu_ps(out + d0 + 8 * u, _mm256_mul_ps(acc[g][u], _mm256_set1_ps(inv[g])));
-        }
+        // A constant lane count keeps the accumulators in registers (a variable one spilled them).
+        if (hd - d0 >= 64) attention_group_pv(a, t, h0, kvh, G, sc, inv, d0, 8);
+        else attention_group_pv(a, t, h0, kvh, G, sc, inv, d0, (hd - d0) / 8);
     }
 }
 
@@ -301,13 +312,13 @@ static void attention_grouped(const tally_attention_args *a, int item_begin, int
         const int t = item / a->head_count, h = item % a->head_count;
         if (h % G == 0 && item + G <= item_end) {
             switch (G) {
-            case 3: attention_group(a, t, h / G, 3, scratch); break;
-            case 2: attention_group(a, t, h / G, 2, scratch); break;
-            default: attention_group(a, t, h / G, 1, scratch); break;
+            case 3: attention_group(a, t, h, h / G, 3, scratch); break;
+            case 2: attention_group(a, t, h, h / G, 2, scratch); break;
+            default: attention_group(a, t, h, h / G, 1, scratch); break;
             }
             item += G;
         } else {
-            attention_avx2(a, item, item + 1, scratch);
+            attention_group(a, t, h, h / G, 1, scratch);  // a head whose group the range splits
             item++;
         }
     }
