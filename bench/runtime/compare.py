@@ -5,6 +5,10 @@ Alternates the two programs (tally, llama.cpp, tally, llama.cpp, ...) so machine
 and prints medians and ratios for prompt processing (pp512) and batch-1 decode (tg128) at each thread
 count, plus tally's peak resident memory against the model file plus its KV cache.
 
+llama-bench's tg128 generates from an empty context, so tally's tg is taken the same way (a 1-token
+prompt, then 128 tokens); "tg@512" is tally's decode after the 512-token prompt (its attention reads
+512-640 positions per token, about 27 MB of KV), printed for reference, and the RSS comes from that run.
+
     python3 bench/runtime/compare.py --llama-bench /path/to/llama-bench [--rounds 3] [--threads 1,2]
 
 llama.cpp is not part of tally: build llama-bench from the llama-cpp-python sdist as
@@ -52,14 +56,16 @@ def main():
 
     results = {}
     for threads in [int(t) for t in a.threads.split(",")]:
-        t_pp, t_tg, t_rss, l_pp, l_tg = [], [], [], [], []
+        t_pp, t_tg, t_tg_long, t_rss, l_pp, l_tg = [], [], [], [], [], []
         for _ in range(a.rounds):
-            pp, tg, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen)
-            t_pp.append(pp); t_tg.append(tg); t_rss.append(rss)
+            pp, tg_long, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen)
+            _, tg, _ = tally_run(a.tally, a.model, threads, 1, a.gen)
+            t_pp.append(pp); t_tg.append(tg); t_tg_long.append(tg_long); t_rss.append(rss)
             if a.llama_bench:
                 pp, tg = llama_run(a.llama_bench, a.model, threads, a.prompt, a.gen)
                 l_pp.append(pp); l_tg.append(tg)
-        r = {"tally_pp": statistics.median(t_pp), "tally_tg": statistics.median(t_tg), "tally_peak_rss_mb": max(t_rss) / 1024}
+        r = {"tally_pp": statistics.median(t_pp), "tally_tg": statistics.median(t_tg),
+             "tally_tg_after_prompt": statistics.median(t_tg_long), "tally_peak_rss_mb": max(t_rss) / 1024}
         if l_pp:
             r.update({"llama_pp": statistics.median(l_pp), "llama_tg": statistics.median(l_tg)})
         results[threads] = r
@@ -68,12 +74,12 @@ def main():
     # tally generate allocates KV for prompt + gen tokens only: 30 layers x 2 x 192 floats x 4 bytes per token.
     kv_mb = (a.prompt + a.gen + 15) // 16 * 16 * 30 * 2 * 192 * 4 / 2**20
     print(f"model {os.path.basename(a.model)} ({model_mb:.1f} MiB), pp{a.prompt} / tg{a.gen}, {a.rounds} alternating rounds, medians")
-    print(f"{'threads':>7} {'tally pp':>9} {'llama pp':>9} {'ratio':>6} {'tally tg':>9} {'llama tg':>9} {'ratio':>6} {'tally RSS MiB':>14}")
+    print(f"{'threads':>7} {'tally pp':>9} {'llama pp':>9} {'ratio':>6} {'tally tg':>9} {'llama tg':>9} {'ratio':>6} {'tg@' + str(a.prompt):>9} {'tally RSS MiB':>14}")
     for threads, r in results.items():
         lp, lt = r.get("llama_pp"), r.get("llama_tg")
         f = lambda v: f"{v:9.1f}" if v else f"{'-':>9}"
         ratio = lambda x, y: f"{x / y:6.2f}" if y else f"{'-':>6}"
-        print(f"{threads:>7} {f(r['tally_pp'])} {f(lp)} {ratio(r['tally_pp'], lp)} {f(r['tally_tg'])} {f(lt)} {ratio(r['tally_tg'], lt)} {r['tally_peak_rss_mb']:14.1f}")
+        print(f"{threads:>7} {f(r['tally_pp'])} {f(lp)} {ratio(r['tally_pp'], lp)} {f(r['tally_tg'])} {f(lt)} {ratio(r['tally_tg'], lt)} {f(r['tally_tg_after_prompt'])} {r['tally_peak_rss_mb']:14.1f}")
     print(f"memory budget: model {model_mb:.1f} + KV {kv_mb:.1f} + 64 = {model_mb + kv_mb + 64:.1f} MiB")
     json.dump(results, sys.stderr)
 
