@@ -30,6 +30,86 @@ static inline float hsum_avx2(__m256 v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+#endif
+
+#if defined(__x86_64__)
+/// e^x for 8 floats: x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts, so r is exact), e^r by Cephes'
+/// degree-7 polynomial (relative error under 2e-7, within 2 ulp of libm's expf), times 2^n from the
+/// exponent bits. Below -87.3 the result is 0 and above 88.7 infinity, as expf. libm's scalar expf was
+/// the largest part of attention over long contexts (one call per position and head).
+__attribute__((target("avx2,fma")))
+static inline __m256 exp_avx2(__m256 x) {
+    const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.72283f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_blendv_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(bits)), _mm256_setzero_ps(), underflow);
+}
+
+/// e^x of the last `n` (< 8) floats, through the same vector code, so a value's bits never depend on
+/// where a thread's range happens to end.
+__attribute__((target("avx2,fma")))
+static inline void exp_tail_avx2(const float *x, float *y, int n) {
+    float buffer[8] = {0};
+    for (int i = 0; i < n; i++) buffer[i] = x[i];
+    _mm256_storeu_ps(buffer, exp_avx2(_mm256_loadu_ps(buffer)));
+    for (int i = 0; i < n; i++) y[i] = buffer[i];
+}
+
+/// scores[j] = e^(scores[j] - max) for j < n, and their sum, added in index order as the scalar loop does.
+__attribute__((target("avx2,fma")))
+static inline float softmax_exp_avx2(float *scores, int n, float max) {
+    const __m256 m = _mm256_set1_ps(max);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(scores + j, exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + j), m)));
+    for (int i = j; i < n; i++) scores[i] -= max;
+    exp_tail_avx2(scores + j, scores + j, n - j);
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += scores[i];
+    return sum;
+}
+
+__attribute__((target("avx2,fma")))
+static void swiglu_avx2(const float *gate, const float *up, float *out, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    float e[8];
+    for (int k = i; k < n; k++) e[k - i] = -gate[k];
+    exp_tail_avx2(e, e, n - i);
+    for (int k = i; k < n; k++) out[k] = gate[k] / (1.0f + e[k - i]) * up[k];
+}
+
+__attribute__((target("avx2,fma")))
+static void vexp_avx2(const float *x, float *y, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp_avx2(_mm256_loadu_ps(x + i)));
+    exp_tail_avx2(x + i, y + i, n - i);
+}
+#endif
+
+void tally_vexp(const float *x, float *y, int n) {
+#if defined(__x86_64__)
+    if (tally_isa_current() >= TALLY_ISA_AVX2) { vexp_avx2(x, y, n); return; }
+#endif
+    for (int i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+#if defined(__x86_64__)
 
 __attribute__((target("avx2,fma,f16c")))
 static void gemm_f32_avx2(const void *w, int w_is_f16, int k, int row_begin, int row_end,
@@ -96,6 +176,9 @@ void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, 
 }
 
 void tally_swiglu(const float *gate, const float *up, float *out, int n) {
+#if defined(__x86_64__)
+    if (tally_isa_current() >= TALLY_ISA_AVX2) { swiglu_avx2(gate, up, out, n); return; }
+#endif
     for (int i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
@@ -184,9 +267,7 @@ static void attention_avx2(const tally_attention_args *a, int item_begin, int it
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         if (_mm_cvtss_f32(m4) > max) max = _mm_cvtss_f32(m4);
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) { scratch[j] = expf(scratch[j] - max); sum += scratch[j]; }
-        const float inv = 1.0f / sum;
+        const float inv = 1.0f / softmax_exp_avx2(scratch, n, max);
         float *out = a->out + ((size_t)t * a->head_count + h) * hd;
         // Positions outer, up to 64 output values in 8 registers: each V row is read once.
         for (int d0 = 0; d0 < hd; d0 += 64) {
@@ -294,9 +375,7 @@ static inline void attention_group(const tally_attention_args *a, int t, int h0,
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         if (_mm_cvtss_f32(m4) > max[g]) max[g] = _mm_cvtss_f32(m4);
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) { sc[g][j] = expf(sc[g][j] - max[g]); sum += sc[g][j]; }
-        inv[g] = 1.0f / sum;
+        inv[g] = 1.0f / softmax_exp_avx2(sc[g], n, max[g]);
     }
     for (int d0 = 0; d0 < hd; d0 += 64) {
         // A constant lane count keeps the accumulators in registers (a variable one spilled them).

@@ -74,6 +74,8 @@ void tally_rope_table(int position, int rope_dims, float freq_base, float *cs);
 void tally_rope_apply(float *x, int begin, int end, int head_dim, int rope_dims, const float *cs);
 /// out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z)).
 void tally_swiglu(const float *gate, const float *up, float *out, int n);
+/// y[i] = e^x[i]: vectorised where the CPU allows (within 2 ulp of expf), else expf.
+void tally_vexp(const float *x, float *y, int n);
 float tally_f16_to_f32(uint16_t h);
 uint16_t tally_f32_to_f16(float f);
 
