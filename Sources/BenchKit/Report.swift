@@ -61,7 +61,9 @@ struct Metric {
     }
 
     static func usd(_ name: String, _ nano: @escaping (CostPerMillion) -> Int64?) -> Metric {
-        Metric(name: name, value: { $0.cost.flatMap(nano).map { Double($0) } }, format: { formatUSD(Int64($0), minDecimals: 2) })
+        // Rounded to 0.00001 $: five decimals say enough about a price per 1M tokens.
+        Metric(name: name, value: { $0.cost.flatMap(nano).map { Double($0) } },
+               format: { formatUSD((Int64($0) + 5_000) / 10_000 * 10_000, minDecimals: 2) })
     }
 
     static func rows(for runs: [RunSummary]) -> [Metric] {
