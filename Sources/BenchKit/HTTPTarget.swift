@@ -42,7 +42,7 @@ package final class HTTPTarget: BenchTarget {
         var timer = RequestTimer()
         var stream = StreamState()
         do {
-            let response = try await client.execute(request(prompt, maxTokens: maxTokens, ignoreEOS: ignoreEOS), timeout: requestTimeout)
+            let response = try await execute(request(prompt, maxTokens: maxTokens, ignoreEOS: ignoreEOS))
             guard response.status == .ok else {
                 let body = try? await response.body.collect(upTo: 4096)
                 let text = body.map { String(buffer: $0) } ?? ""
@@ -62,6 +62,24 @@ package final class HTTPTarget: BenchTarget {
         }
         guard stream.done else { return finish(.failed, "the stream ended without [DONE]", timer, stream) }
         return finish(.completed, nil, timer, stream)
+    }
+
+    /// Sends once more if a pooled keep-alive connection turned out to be closed before any response came:
+    /// llama-server closes the connection after each streamed response, and a request written to that socket
+    /// never reached the server. The retry's time counts in the request's latency.
+    private func execute(_ request: HTTPClientRequest) async throws -> HTTPClientResponse {
+        do {
+            return try await client.execute(request, timeout: requestTimeout)
+        } catch {
+            guard Self.isStaleConnection(error), !Task.isCancelled else { throw error }
+        }
+        return try await client.execute(request, timeout: requestTimeout)
+    }
+
+    static func isStaleConnection(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError { return error == .remoteConnectionClosed }
+        if let error = error as? ChannelError { return error == .ioOnClosedChannel }
+        return false
     }
 
     private func request(_ prompt: BenchPrompt, maxTokens: Int, ignoreEOS: Bool) throws -> HTTPClientRequest {
