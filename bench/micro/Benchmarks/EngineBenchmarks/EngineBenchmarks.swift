@@ -47,18 +47,21 @@ func randomQ8Rows(rows: Int, k: Int) -> [UInt8] {
     return bytes
 }
 
+// Names use only letters, digits and dashes: `thresholds update` writes file names made shell-safe, while
+// `thresholds check` looks them up by the raw name, so a space or comma in a name never matches.
 let benchmarks: @Sendable () -> Void = {
-    // Allocation counts are exact for a given build; allow no growth at p90 beyond 1 allocation.
+    // Allocation counts are nearly exact for a given build (an engine step allocates a little more when a
+    // request crosses into a new KV block); allow at most 5 % and 5 allocations more at p90.
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
         warmupIterations: 3,
         maxDuration: .seconds(3),
         maxIterations: 10_000,
-        thresholds: [.mallocCountTotal: .init(relative: [.p90: 0], absolute: [.p90: 1])])
+        thresholds: [.mallocCountTotal: .init(relative: [.p90: 5], absolute: [.p90: 5])])
 
     // The ffn_up shape of SmolLM2-135M: 1536 rows of 576, one activation column (a decode token) and 16.
     for cols in [1, 16] {
-        Benchmark("Q8_0 GEMM 1536x576, \(cols) column(s)") { benchmark in
+        Benchmark("Q8_0-GEMM-1536x576-cols\(cols)") { benchmark in
             let rows = 1536, k = 576
             let weights = randomQ8Rows(rows: rows, k: k)
             var generator = SplitMix64(seed: 7)
@@ -77,7 +80,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Engine step, 8 requests decoding, null model") { benchmark in
+    Benchmark("EngineStep-8-decoding-null-model") { benchmark in
         let core = try decodingCore(runner: NullRunner(), requests: 8)
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(try core.step()) }
@@ -86,7 +89,7 @@ let benchmarks: @Sendable () -> Void = {
     // The real forward pass of the default model (tally pull), if it is there.
     let modelPath = ProcessInfo.processInfo.environment["TALLY_MODEL"] ?? "../../models/SmolLM2-135M-Instruct-Q8_0.gguf"
     if FileManager.default.fileExists(atPath: modelPath) {
-        Benchmark("Engine step, 4 requests decoding, SmolLM2-135M", configuration: .init(maxDuration: .seconds(5), maxIterations: 200)) { benchmark in
+        Benchmark("EngineStep-4-decoding-SmolLM2-135M", configuration: .init(maxDuration: .seconds(5), maxIterations: 200)) { benchmark in
             let model = try LlamaModel(path: modelPath, threads: ProcessInfo.processInfo.activeProcessorCount)
             let core = try decodingCore(runner: LlamaRunner(model: model, blockCount: 512, blockSize: 16), requests: 4, kvBlocks: 512)
             benchmark.startMeasurement()
