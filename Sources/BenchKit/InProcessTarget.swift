@@ -101,15 +101,15 @@ package struct LoadedModel: Sendable {
     }
 }
 
-/// The cost model's view of a GGUF model: matmul weights per token, bytes of all weights, attention widths.
-/// The token embedding is a lookup, not a matmul, unless it is tied and also serves as the output head.
+/// The cost model's view of a GGUF model: matmul weights per token, the file's bytes (as `tally serve`'s
+/// `Serve.shape` counts them, so both price the same model alike), attention widths. The token embedding
+/// is a lookup, not a matmul, unless it is tied and also serves as the output head.
 package func modelShape(file: GGUFFile) -> ModelShape {
     guard let config = try? ModelConfig(metadata: file.metadata) else { return .unknown }
     let hasOutput = file.tensor(named: TensorName.output) != nil
     var parameters: Int64 = 0
-    var bytes: Int64 = 0
+    let bytes = Int64(file.fileSize)
     for tensor in file.tensors {
-        bytes += Int64(tensor.byteCount)
         guard tensor.dimensions.count >= 2 else { continue }
         if tensor.name == TensorName.tokenEmbedding && hasOutput { continue }
         parameters += Int64(tensor.elementCount)

@@ -14,6 +14,7 @@ import Testing
         defer { loaded.engine.shutdown(deadline: .seconds(5)) }
         // reference/smollm2-135m.md: 134,515,008 parameters, of which the 61 norm vectors of 576 are no matmul.
         #expect(loaded.shape.parameterCount == 134_515_008 - 61 * 576)
+        #expect(loaded.shape.weightBytes == 144_811_072)
         let workload = Workload(name: "t", syntheticTokens: [48], sharedPrefixShare: 0.75, concurrency: [2], maxTokens: 4,
                                 ignoreEOS: true, requests: 4, timeLimitSeconds: 60)
         let target = InProcessTarget(engine: loaded.engine, stopTokenIDs: loaded.tokenizer.endOfGenerationIDs, label: "engine")
