@@ -90,14 +90,10 @@ package enum LoadRunner {
                 }
             case .arrivalRate(let rate):
                 group.addTask {
+                    let offsets = arrivalOffsets(rate: rate, count: plan.requests, seed: plan.seed)
                     await withTaskGroup(of: Void.self) { arrivals in
-                        var rng = SplitMix64(seed: plan.seed)
-                        var next = start
                         while !Task.isCancelled, let index = take() {
-                            // Exponential gap: -ln(U) / rate, U uniform in (0, 1].
-                            let u = 1 - Double.random(in: 0..<1, using: &rng)
-                            next = next + .microseconds(Int64(-log(u) / rate * 1_000_000))
-                            if index > 0 { try? await Task.sleep(until: next) }
+                            try? await Task.sleep(until: start + .microseconds(offsets[index]))
                             if Task.isCancelled { break }
                             arrivals.addTask { await sendOne(index) }
                         }
@@ -125,6 +121,19 @@ package enum LoadRunner {
         let wall = hitLimit ? micros(limit) : max(final.lastEnd, 1)
         let outcomes = final.outcomes.compactMap { $0 }
         return RunRecord(plan: plan, outcomes: outcomes, wallMicros: wall, hitTimeLimit: hitLimit)
+    }
+
+    /// When each request of an open-loop run arrives, microseconds from the start: the first at 0, then
+    /// exponential gaps `-ln(U) / rate` with U uniform in (0, 1] (a Poisson process), the same for a seed.
+    package static func arrivalOffsets(rate: Double, count: Int, seed: UInt64) -> [Int64] {
+        var rng = SplitMix64(seed: seed)
+        var offsets: [Int64] = []
+        var next = 0.0
+        for index in 0..<count {
+            if index > 0 { next += -log(1 - Double.random(in: 0..<1, using: &rng)) / rate }
+            offsets.append(Int64(next * 1_000_000))
+        }
+        return offsets
     }
 
     private final class SharedState: Sendable {

@@ -57,8 +57,8 @@ import Testing
             let clock = ContinuousClock()
             let start = clock.now
             let record = try await run(["slow one"], requests: 4, clients: 2, timeLimit: 0.5, url: url)
-            // The stub answers after 2 s; the run ends at its 0.5 s bound.
-            #expect(clock.now - start < .seconds(1.5))
+            // The stub answers after 3 s; the run ends at its 0.5 s bound (with room for a busy machine).
+            #expect(clock.now - start < .seconds(2.5))
             #expect(record.hitTimeLimit)
             let summary = RunSummary(record)
             #expect(summary.completed == 0)
