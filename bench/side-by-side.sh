@@ -35,6 +35,7 @@ run() {   # $1 = name, $2 = base URL, $3... = server command
     trap - EXIT
 }
 
-run tally http://127.0.0.1:8094 "$TALLY" serve --model "$MODEL" --port 8094 --threads 2 --max-seqs 16
+# Metering stays on (it is part of serving); its records go to a file of this run, not the user's store.
+run tally http://127.0.0.1:8094 "$TALLY" serve --model "$MODEL" --port 8094 --threads 2 --max-seqs 16 --db "$OUT/tally-usage.db"
 run llama-server http://127.0.0.1:8091 "$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port 8091 -t 2 -np 16 -c 16384
 "$TALLY" bench compare "$OUT/llama-server.json" "$OUT/tally.json" | tee "$OUT/compare.txt"
