@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // Read (mmap) and write GGUF v3; tensor codecs; key strings and tensor names live here.
@@ -52,7 +55,11 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Workloads, load generator, results.
-        .target(name: "BenchKit", dependencies: ["Engine", "Tokenization", "Metering"]),
+        .target(name: "BenchKit", dependencies: [
+            "Engine", "Tokenization", "Metering", "GGUF", "ModelRuntime", "Sampling",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         // `tally` subcommands: thin, no logic of their own.
         .executableTarget(name: "CLI", dependencies: [
             "GGUF", "Kernels", "Tokenization", "ModelRuntime", "Sampling", "Engine", "Metering",
@@ -76,6 +83,10 @@ let package = Package(
         .testTarget(name: "MeteringTests", dependencies: [
             "Metering", .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ], exclude: ["Fixtures", "Goldens"]),
+        .testTarget(name: "BenchKitTests", dependencies: [
+            "BenchKit", "Metering", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "Kernels", "GGUF", "TestSupport"],
                     resources: [.copy("Fixtures")]),
     ]
