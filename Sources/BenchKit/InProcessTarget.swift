@@ -101,8 +101,8 @@ package struct LoadedModel: Sendable {
     }
 }
 
-/// The cost model's view of a GGUF model: matmul weights per token, the file's bytes (as `tally serve`'s
-/// `Serve.shape` counts them, so both price the same model alike), attention widths. The token embedding
+/// The cost model's view of a GGUF model: matmul weights per token, the file's bytes, attention widths.
+/// `tally serve` and `tally bench` both use this, so they price the same model alike. The token embedding
 /// is a lookup, not a matmul, unless it is tied and also serves as the output head.
 package func modelShape(file: GGUFFile) -> ModelShape {
     guard let config = try? ModelConfig(metadata: file.metadata) else { return .unknown }

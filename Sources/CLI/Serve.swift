@@ -1,6 +1,7 @@
 // `tally serve`: load a model (the default one, pulled if needed) and serve it over OpenAI-compatible HTTP.
 
 import ArgumentParser
+import BenchKit
 import Engine
 import Foundation
 import GGUF
@@ -74,7 +75,7 @@ struct Serve: AsyncParsableCommand {
             let opened = try await SQLiteUsageStore.open(path: dbPath)
             store = opened
             config.meter = Meter(store: opened, pricing: pricing, budgets: policy)
-            config.modelShape = Self.shape(of: llama)
+            config.modelShape = modelShape(file: llama.file)
             printError("metering to \(dbPath); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(Tenant.fingerprint(apiKey: key))") }
         }
@@ -85,16 +86,5 @@ struct Serve: AsyncParsableCommand {
         // Requests aborted by the shutdown are recorded in the background: let them land, then close.
         await config.meter?.flush()
         try? await store?.close()
-    }
-
-    /// What the model is for the GPU-equivalent cost: parameters that take part in a matmul per token
-    /// (attention, feed-forward and output projections), the weights' bytes as served, and attention widths.
-    static func shape(of model: LlamaModel) -> ModelShape {
-        let c = model.config
-        let perLayer = 2 * c.embeddingLength * c.queryWidth + 2 * c.embeddingLength * c.kvWidth + 3 * c.embeddingLength * c.feedForwardLength
-        let parameters = Int64(c.layerCount * perLayer + c.embeddingLength * c.vocabSize)
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: model.file.path)[.size] as? Int).map(Int64.init) ?? 0
-        return ModelShape(parameterCount: parameters, weightBytes: bytes, layerCount: c.layerCount,
-                          attentionWidth: c.queryWidth, kvWidth: c.kvWidth)
     }
 }
