@@ -55,8 +55,17 @@ enum Fixtures {
     static let goldens = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Goldens")
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
+    /// This test process's folder for temporary files, removed when the process exits.
+    private static let runRoot: URL = {
+        atexit { try? FileManager.default.removeItem(at: Fixtures.runRootPath) }
+        return runRootPath
+    }()
+    private static var runRootPath: URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("tally-metering-tests-\(getpid())")
+    }
+
     static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tally-metering-\(UUID().uuidString)")
+        let url = runRoot.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }

@@ -142,8 +142,11 @@ def prefix_ttft(port, seed, prefix_words=1000, warm=3):
 
 def measure(server, args, round_index):
     seed = 1000 + round_index  # the same prompts for every server within a round
-    out = {"agg16": closed_loop(server.port, 16, args.per_client, 100, 128, seed),
-           "agg1": closed_loop(server.port, 1, args.single_requests, 100, 128, seed + 1)}
+    out = {"agg16": closed_loop(server.port, 16, args.per_client, 100, 128, seed)}
+    if args.only_16:  # many short rounds for a paired on/off comparison
+        out.update(agg1=0.0, ttft=0.0, cached=0, rss=server.peak_rss_mib())
+        return out
+    out["agg1"] = closed_loop(server.port, 1, args.single_requests, 100, 128, seed + 1)
     out["ttft"], out["cached"] = prefix_ttft(server.port, seed + 2)
     out["rss"] = server.peak_rss_mib()
     return out
@@ -160,6 +163,7 @@ def main():
     ap.add_argument("--single-requests", type=int, default=3, help="requests in the 1-client phase")
     ap.add_argument("--no-metering-run", action="store_true", help="skip the tally --no-metering server")
     ap.add_argument("--no-default-llama", action="store_true", help="skip llama-server with its default flags")
+    ap.add_argument("--only-16", action="store_true", help="only the 16-client phase (for metering on/off over many rounds)")
     args = ap.parse_args()
 
     db_dir = tempfile.mkdtemp(prefix="tally-bench-")
@@ -205,8 +209,8 @@ def main():
     if "tally --no-metering" in med:
         # Per round, so drift between rounds cancels.
         ratios = [a["agg16"] / b["agg16"] for a, b in zip(results["tally"], results["tally --no-metering"])]
-        print(f"\nmetering on / off, 16 clients: {statistics.median(ratios):.3f} (per round: "
-              + ", ".join(f"{x:.3f}" for x in ratios) + ")")
+        print(f"\nmetering on / off, 16 clients: median {statistics.median(ratios):.3f}, mean {statistics.mean(ratios):.3f} "
+              f"over {len(ratios)} rounds (per round: " + ", ".join(f"{x:.3f}" for x in ratios) + ")")
 
 
 if __name__ == "__main__":
