@@ -31,6 +31,9 @@ package final class HTTPTarget: BenchTarget {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connections))
         configuration.httpVersion = .http1Only
+        // A refused connect is retried until this, not until the whole request's timeout: a server that is
+        // down shows up as failed requests within seconds.
+        configuration.timeout = .init(connect: .seconds(5))
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
