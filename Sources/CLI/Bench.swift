@@ -32,9 +32,7 @@ struct BenchRun: AsyncParsableCommand {
     @Option(help: "Goodput objective, e.g. ttft=500,tpot=50 (milliseconds).") var slo: String?
     @Option(help: "Write the results as JSON here.") var json: String?
     @Option(help: "Write an HTML page with charts here.") var html: String?
-    @Option(help: "Machine profile for the local cost (default: the shipped default).") var machine: String?
-    @Option(help: "GPU profile for the GPU-equivalent cost (default: the shipped default).") var gpu: String?
-    @Option(help: "API price table JSON (default: the shipped one).") var prices: String?
+    @OptionGroup var pricingOptions: PricingOptions
     @Option(help: "In-process: compute threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "In-process: KV cache memory in MiB.") var kvMemory = 512
     @Option(help: "In-process: most requests running at once.") var maxSeqs = 16
@@ -56,10 +54,8 @@ struct BenchRun: AsyncParsableCommand {
                 return n
             }
         }
-        let profiles = HardwareProfiles.shipped
-        let machineProfile = try machine.map { try profiles.machine(named: $0) } ?? profiles.defaultMachine
-        let gpuProfile = try gpu.map { try profiles.gpu(named: $0) } ?? profiles.defaultGPU
-        let priceTable = try prices.map { try PriceTable.load(path: $0) } ?? PriceTable.shipped
+        // The same flags and profiles as `serve` and `report`, so all three price alike.
+        let pricing = try pricingOptions.pricing()
 
         let defaultPath = DefaultModel.smolLM2.path()
         let modelPath = modelFile ?? defaultPath
@@ -71,7 +67,7 @@ struct BenchRun: AsyncParsableCommand {
                 throw ValidationError("no model at \(modelPath); run `tally pull` or pass --model-file")
             }
             let loaded = try LoadedModel(path: modelPath, threads: threads, kvMemoryMiB: kvMemory, maxSeqs: maxSeqs)
-            options.cost = CostInputs(machine: machineProfile, gpu: gpuProfile, prices: priceTable, shape: loaded.shape,
+            options.cost = CostInputs(machine: pricing.machine, gpu: pricing.gpu, prices: pricing.prices, shape: loaded.shape,
                                       shapeSource: (modelPath as NSString).lastPathComponent)
             let target = InProcessTarget(engine: loaded.engine, stopTokenIDs: loaded.tokenizer.endOfGenerationIDs,
                                          label: "in-process \(loaded.name) (\(threads) threads)")
@@ -94,7 +90,7 @@ struct BenchRun: AsyncParsableCommand {
             } else {
                 printError("no model file: prompts count words, not tokens, and the GPU-equivalent cost is 0; pass --model-file")
             }
-            options.cost = CostInputs(machine: machineProfile, gpu: gpuProfile, prices: priceTable, shape: shape, shapeSource: shapeSource)
+            options.cost = CostInputs(machine: pricing.machine, gpu: pricing.gpu, prices: pricing.prices, shape: shape, shapeSource: shapeSource)
             let maxClients = max(levels?.max() ?? workload.concurrency.max() ?? 1, workload.arrivalRate == nil ? 1 : workload.requests)
             let target = HTTPTarget(baseURL: url, api: workload.api, model: modelName, apiKey: apiKey,
                                     connections: maxClients, requestTimeoutSeconds: Int64(workload.timeLimitSeconds.rounded(.up)))
