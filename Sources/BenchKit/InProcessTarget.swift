@@ -83,20 +83,20 @@ package struct LoadedModel: Sendable {
     package var shape: ModelShape
     package var name: String
 
-    package init(path: String, threads: Int, kvBlocks: Int? = nil, kvMemoryMiB: Int = 512, maxBatchTokens: Int = 512,
+    package init(path: String, threads: Int, kvBlocks: Int? = nil, kvMemoryMiB: Int = 512, kvType: KVType = .f32, maxBatchTokens: Int = 512,
                  maxSeqs: Int = 16, prefixCaching: Bool = true) throws {
         let llama = try LlamaModel(path: path, threads: threads)
         tokenizer = try Tokenizer(metadata: llama.file.metadata)
         shape = modelShape(file: llama.file)
         var config = EngineConfig()
         config.blockSize = 16
-        config.kvBlocks = kvBlocks ?? max(1, kvMemoryMiB << 20 / KVStore.bytes(config: llama.config, blocks: 1, blockSize: 16))
+        config.kvBlocks = kvBlocks ?? max(1, kvMemoryMiB << 20 / KVStore.bytes(config: llama.config, blocks: 1, blockSize: 16, type: kvType))
         config.maxBatchTokens = maxBatchTokens
         config.maxSeqs = maxSeqs
         // Closed-loop clients never queue more than their count; open-loop arrivals may, up to the run's size.
         config.maxQueue = RunGuard.maxRequests
         config.prefixCaching = prefixCaching
-        engine = BatchingEngine(runner: LlamaRunner(model: llama, blockCount: config.kvBlocks, blockSize: 16), config: config)
+        engine = BatchingEngine(runner: LlamaRunner(model: llama, blockCount: config.kvBlocks, blockSize: 16, kvType: kvType), config: config)
         name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
     }
 }

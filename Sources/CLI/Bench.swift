@@ -4,6 +4,7 @@
 import ArgumentParser
 import BenchKit
 import Foundation
+import ModelRuntime
 import Metering
 import Quantizer
 import Tokenization
@@ -35,6 +36,7 @@ struct BenchRun: AsyncParsableCommand {
     @OptionGroup var pricingOptions: PricingOptions
     @Option(help: "In-process: compute threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "In-process: KV cache memory in MiB.") var kvMemory = 512
+    @Option(help: "In-process: KV cache values, f32 or f16.") var kvType: KVType = .f32
     @Option(help: "In-process: most requests running at once.") var maxSeqs = 16
 
     func validate() throws {
@@ -66,7 +68,7 @@ struct BenchRun: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: modelPath) else {
                 throw ValidationError("no model at \(modelPath); run `tally pull` or pass --model-file")
             }
-            let loaded = try LoadedModel(path: modelPath, threads: threads, kvMemoryMiB: kvMemory, maxSeqs: maxSeqs)
+            let loaded = try LoadedModel(path: modelPath, threads: threads, kvMemoryMiB: kvMemory, kvType: kvType, maxSeqs: maxSeqs)
             options.cost = CostInputs(machine: pricing.machine, gpu: pricing.gpu, prices: pricing.prices, shape: loaded.shape,
                                       shapeSource: (modelPath as NSString).lastPathComponent)
             let target = InProcessTarget(engine: loaded.engine, stopTokenIDs: loaded.tokenizer.endOfGenerationIDs,

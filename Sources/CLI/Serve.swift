@@ -20,6 +20,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Compute threads (default: the number of cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "KV cache blocks of 16 positions (overrides --kv-memory).") var kvBlocks: Int?
     @Option(help: "KV cache memory in MiB.") var kvMemory = 512
+    @Option(help: "KV cache values: f32 (greedy output follows llama.cpp's) or f16 (half the memory per position).") var kvType: KVType = .f32
     @Option(help: "Most tokens per engine step.") var maxBatchTokens = 512
     @Option(help: "Most requests running at once.") var maxSeqs = 16
     @Option(help: "Most requests waiting; more get 429.") var maxQueue = 256
@@ -49,12 +50,13 @@ struct Serve: AsyncParsableCommand {
 
         var engineConfig = EngineConfig()
         engineConfig.blockSize = 16
-        engineConfig.kvBlocks = kvBlocks ?? max(1, kvMemory << 20 / KVStore.bytes(config: llama.config, blocks: 1, blockSize: 16))
+        engineConfig.kvBlocks = kvBlocks ?? max(1, kvMemory << 20 / KVStore.bytes(config: llama.config, blocks: 1, blockSize: 16, type: kvType))
         engineConfig.maxBatchTokens = maxBatchTokens
         engineConfig.maxSeqs = maxSeqs
         engineConfig.maxQueue = maxQueue
         engineConfig.prefixCaching = !noPrefixCache
-        let engine = BatchingEngine(runner: LlamaRunner(model: llama, blockCount: engineConfig.kvBlocks, blockSize: 16), config: engineConfig)
+        let engine = BatchingEngine(runner: LlamaRunner(model: llama, blockCount: engineConfig.kvBlocks, blockSize: 16, kvType: kvType),
+                                    config: engineConfig)
 
         var config = ServerConfig()
         config.host = host
@@ -80,7 +82,7 @@ struct Serve: AsyncParsableCommand {
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(Tenant.fingerprint(apiKey: key))") }
         }
         let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name)
-        printError("serving \(name) on http://\(host):\(port) (\(threads) threads, \(engineConfig.kvBlocks) KV blocks = \(engineConfig.kvBlocks * 16) positions, max \(maxSeqs) running)")
+        printError("serving \(name) on http://\(host):\(port) (\(threads) threads, \(engineConfig.kvBlocks) KV blocks = \(engineConfig.kvBlocks * 16) positions in \(kvType.rawValue), max \(maxSeqs) running)")
         try await runServer(app, config: config)
         engine.shutdown(deadline: .seconds(5))
         // Requests aborted by the shutdown are recorded in the background: let them land, then close.
@@ -88,3 +90,5 @@ struct Serve: AsyncParsableCommand {
         try? await store?.close()
     }
 }
+
+extension KVType: ExpressibleByArgument {}

@@ -2,7 +2,10 @@
 // still hold a cached prefix (their hash stays registered until the block is handed out again).
 // A prefix hit on a free cached block takes it off the free list; allocation takes the head of the
 // list and evicts whatever prefix it held. That makes eviction LRU over free cached blocks.
+// A cached block also keeps its tokens and its parent's hash, so a prompt that shares only part of a
+// block with a cached one can still reuse those positions (longestPartialMatch).
 
+import GGUF
 import ModelRuntime
 
 package final class BlockPool {
@@ -18,6 +21,10 @@ package final class BlockPool {
     /// Hash of the full block a block holds, and the block that holds each hash.
     private var hashOfBlock: [BlockHash?]
     private var blockOfHash: [BlockHash: BlockID] = [:]
+    /// A cached block's tokens and the hash of the prefix before it (nil: the first block of a sequence),
+    /// and the cached blocks that follow each prefix.
+    private var contentOfBlock: [(parent: BlockHash?, tokens: [TokenID])?]
+    private var blocksAfter: [BlockHash?: [BlockID]] = [:]
 
     package init(blockCount: Int) {
         self.blockCount = blockCount
@@ -26,6 +33,7 @@ package final class BlockPool {
         prev = Array(repeating: -1, count: blockCount)
         isFree = Array(repeating: false, count: blockCount)
         hashOfBlock = Array(repeating: nil, count: blockCount)
+        contentOfBlock = Array(repeating: nil, count: blockCount)
         for b in 0..<blockCount { pushBack(Int32(b)) }
     }
 
@@ -49,6 +57,11 @@ package final class BlockPool {
             blockOfHash[h] = nil
             hashOfBlock[Int(b)] = nil
         }
+        if let content = contentOfBlock[Int(b)] {
+            blocksAfter[content.parent]?.removeAll { $0 == b }
+            if blocksAfter[content.parent]?.isEmpty == true { blocksAfter[content.parent] = nil }
+            contentOfBlock[Int(b)] = nil
+        }
         refCounts[Int(b)] = 1
         return b
     }
@@ -71,15 +84,35 @@ package final class BlockPool {
         }
     }
 
-    /// Records that `block` now holds the full block with `hash`. If another block already holds it,
-    /// the existing mapping is kept (both hold the same values; the older one is the one found).
-    /// Returns whether the block is new in the cache (false: that content or that block was there already).
+    /// Records that `block` now holds the full block with `hash`: `tokens` after the prefix whose hash is
+    /// `parent`. If another block already holds it, the existing mapping is kept (both hold the same
+    /// values; the older one is the one found). Returns whether the block is new in the cache (false: that
+    /// content or that block was there already).
     @discardableResult
-    package func register(_ block: BlockID, hash: BlockHash) -> Bool {
+    package func register(_ block: BlockID, hash: BlockHash, parent: BlockHash?, tokens: ArraySlice<TokenID>) -> Bool {
         guard blockOfHash[hash] == nil, hashOfBlock[Int(block)] == nil else { return false }
         blockOfHash[hash] = block
         hashOfBlock[Int(block)] = hash
+        contentOfBlock[Int(block)] = (parent, Array(tokens))
+        blocksAfter[parent, default: []].append(block)
         return true
+    }
+
+    /// The cached block after the prefix `parent` whose tokens start with the longest run of `tokens`
+    /// (at least one), and that run's length; the oldest such block on a tie. Its first `count` positions
+    /// hold the keys and values those tokens would get after that prefix.
+    package func longestPartialMatch(parent: BlockHash?, tokens: ArraySlice<TokenID>) -> (block: BlockID, count: Int)? {
+        var best: (block: BlockID, count: Int)? = nil
+        for b in blocksAfter[parent] ?? [] {
+            guard let cached = contentOfBlock[Int(b)]?.tokens else { continue }
+            var n = 0
+            for (x, y) in zip(cached, tokens) {
+                if x != y { break }
+                n += 1
+            }
+            if n > (best?.count ?? 0) { best = (b, n) }
+        }
+        return best
     }
 
     private func pushBack(_ b: Int32) {

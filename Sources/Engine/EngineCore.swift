@@ -157,15 +157,17 @@ package final class EngineCore {
         waiting.insert(seq, at: 0)
     }
 
-    /// Looks up the longest cached prefix of full blocks (leaving at least one token to compute, whose
-    /// logits the request needs) and takes those blocks. Returns the cached token count.
+    /// Looks up the longest cached prefix (leaving at least one token to compute, whose logits the request
+    /// needs) and takes it: the full blocks it covers are shared, and where the next block matches only
+    /// part of a cached block, that part's keys and values are copied into a new block of the request's
+    /// own (so a prompt that differs mid-block recomputes only what differs). Returns the cached token count.
     private func applyPrefixCache(_ seq: Sequence) -> Int {
         guard config.prefixCaching else { return 0 }
-        let usable = (seq.tokens.count - 1) / config.blockSize
+        let bs = config.blockSize, last = seq.tokens.count - 1  // tokens before `last` may come from the cache
         var hashes: [BlockHash] = []
         var parent: BlockHash? = nil
-        for b in 0..<usable {
-            let h = BlockHash(parent: parent, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
+        for b in 0..<(last / bs) {
+            let h = BlockHash(parent: parent, tokens: seq.tokens[b * bs..<(b + 1) * bs])
             guard let block = pool.cachedBlock(h) else { break }
             pool.retain(block)
             seq.blockTable.append(block)
@@ -173,7 +175,16 @@ package final class EngineCore {
             parent = h
         }
         seq.blockHashes = hashes
-        seq.numComputedTokens = hashes.count * config.blockSize
+        seq.numComputedTokens = hashes.count * bs
+        let start = seq.numComputedTokens
+        if start < last, let match = pool.longestPartialMatch(parent: parent, tokens: seq.tokens[start..<min(start + bs, last)]),
+           let block = pool.allocate() {
+            // allocate() may hand out the matched block itself (free and least recent): its first
+            // positions are still there, and copyKV skips a copy onto itself.
+            runner.copyKV(from: match.block, to: block, slots: match.count)
+            seq.blockTable.append(block)
+            seq.numComputedTokens += match.count
+        }
         return seq.numComputedTokens
     }
 
@@ -288,7 +299,8 @@ package final class EngineCore {
             let b = seq.blockHashes.count
             let h = BlockHash(parent: seq.blockHashes.last, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
             // Prompt blocks this request put into the cache: what APIs with cache-write prices bill as writes.
-            if pool.register(seq.blockTable[b], hash: h) && (b + 1) * config.blockSize <= seq.request.promptTokens.count {
+            if pool.register(seq.blockTable[b], hash: h, parent: seq.blockHashes.last, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
+                && (b + 1) * config.blockSize <= seq.request.promptTokens.count {
                 seq.stats.cacheWriteTokens += config.blockSize
             }
             seq.blockHashes.append(h)

@@ -9,18 +9,22 @@ package protocol ModelRunner: AnyObject {
     var contextLength: Int { get }
     /// Logits [batch.logitRows.count, vocabSize], row-major.
     func forward(_ batch: ForwardBatch) throws -> [Float]
+    /// Copies the keys and values of the first `slots` positions of block `source` into block `destination`
+    /// (every layer): a prompt that shares part of a cached block starts from a copy of that part.
+    func copyKV(from source: BlockID, to destination: BlockID, slots: Int)
 }
 
 package final class LlamaRunner: ModelRunner {
     package let model: LlamaModel
     package let kv: KVStore
 
-    package init(model: LlamaModel, blockCount: Int, blockSize: Int) {
+    package init(model: LlamaModel, blockCount: Int, blockSize: Int, kvType: KVType = .f32) {
         self.model = model
-        kv = KVStore(config: model.config, blockCount: blockCount, blockSize: blockSize)
+        kv = KVStore(config: model.config, blockCount: blockCount, blockSize: blockSize, type: kvType)
     }
 
     package var vocabSize: Int { model.config.vocabSize }
     package var contextLength: Int { model.config.contextLength }
     package func forward(_ batch: ForwardBatch) throws -> [Float] { try model.forward(batch, kv: kv) }
+    package func copyKV(from source: BlockID, to destination: BlockID, slots: Int) { kv.copy(from: source, to: destination, slots: slots) }
 }

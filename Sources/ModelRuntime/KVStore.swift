@@ -2,27 +2,40 @@
 // block table lists its blocks in order; position p lives in block table[p / blockSize], slot p % blockSize.
 // Who owns which block is the Engine's business (block pool, prefix cache); this only stores values.
 
+import CKernels
+
 package typealias BlockID = Int32
+
+/// How the KV store holds values. f32 is the default: its greedy outputs equal llama.cpp's on the reference
+/// prompts. f16 (llama.cpp's own KV type) halves the memory and the bytes attention reads; on this small
+/// model its rounding moves logits by up to a few tenths, so greedy text can part from f32's where the top
+/// two tokens are that close.
+package enum KVType: String, Sendable, CaseIterable {
+    case f32, f16
+    package var bytesPerValue: Int { self == .f32 ? 4 : 2 }
+}
 
 package final class KVStore: @unchecked Sendable {
     package let layerCount: Int
     package let blockCount: Int
     package let blockSize: Int
     package let kvWidth: Int
-    /// Per layer: keys [blockCount * blockSize, kvWidth], row-major f32.
-    let keys: [UnsafeMutablePointer<Float>]
+    package let type: KVType
+    /// Per layer: keys [blockCount * blockSize, kvWidth], row-major, in `type`.
+    let keys: [UnsafeMutableRawPointer]
     /// Per layer: values, same shape.
-    let values: [UnsafeMutablePointer<Float>]
+    let values: [UnsafeMutableRawPointer]
 
-    package init(config: ModelConfig, blockCount: Int, blockSize: Int = 16) {
+    package init(config: ModelConfig, blockCount: Int, blockSize: Int = 16, type: KVType = .f32) {
         layerCount = config.layerCount
         self.blockCount = blockCount
         self.blockSize = blockSize
+        self.type = type
         kvWidth = config.kvWidth
-        let count = blockCount * blockSize * kvWidth
+        let bytes = blockCount * blockSize * kvWidth * type.bytesPerValue
         // Pages are touched only when written: an unused block costs no resident memory.
-        keys = (0..<layerCount).map { _ in .allocate(capacity: count) }
-        values = (0..<layerCount).map { _ in .allocate(capacity: count) }
+        keys = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: 64) }
+        values = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: 64) }
     }
 
     deinit {
@@ -30,14 +43,33 @@ package final class KVStore: @unchecked Sendable {
         values.forEach { $0.deallocate() }
     }
 
-    /// Bytes for `blocks` blocks of a model (keys and values, f32).
-    package static func bytes(config: ModelConfig, blocks: Int, blockSize: Int = 16) -> Int {
-        blocks * blockSize * config.kvWidth * config.layerCount * 2 * MemoryLayout<Float>.size
+    /// Bytes for `blocks` blocks of a model (keys and values).
+    package static func bytes(config: ModelConfig, blocks: Int, blockSize: Int = 16, type: KVType = .f32) -> Int {
+        blocks * blockSize * config.kvWidth * config.layerCount * 2 * type.bytesPerValue
     }
 
     /// Where position `position` of a sequence with `table` is stored: row index in a layer's arrays.
     @inline(__always)
     package func row(table: UnsafePointer<BlockID>, position: Int) -> Int {
         Int(table[position / blockSize]) * blockSize + position % blockSize
+    }
+
+    /// Copies the first `slots` positions of block `source` into block `destination`, in every layer.
+    package func copy(from source: BlockID, to destination: BlockID, slots: Int) {
+        guard source != destination, slots > 0 else { return }
+        let rowBytes = kvWidth * type.bytesPerValue, blockBytes = blockSize * rowBytes
+        for cache in keys + values {
+            (cache + Int(destination) * blockBytes).copyMemory(from: cache + Int(source) * blockBytes, byteCount: slots * rowBytes)
+        }
+    }
+
+    /// Stores `count` values from `source` at value `offset` of `row` in one layer's keys or values.
+    @inline(__always)
+    func store(_ source: UnsafePointer<Float>, into cache: UnsafeMutableRawPointer, row: Int, offset: Int, count: Int) {
+        let index = row * kvWidth + offset
+        switch type {
+        case .f32: (cache.assumingMemoryBound(to: Float.self) + index).update(from: source, count: count)
+        case .f16: tally_f32_to_f16_row(source, cache.assumingMemoryBound(to: UInt16.self) + index, Int32(count))
+        }
     }
 }

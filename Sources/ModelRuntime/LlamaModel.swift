@@ -58,6 +58,8 @@ package final class LlamaModel: @unchecked Sendable {
         let rd = c.ropeDimensionCount
         for t in 0..<n { tally_rope_table(Int32(batch.positions[t]), Int32(rd), c.ropeFreqBase, w.rope + t * rd) }
         let kvRows = (0..<n).map { kv.row(table: tokenTables[$0]!, position: batch.positions[$0]) }
+        let plan = AttentionPlan(batch: batch, config: c, threads: pool.threadCount)
+        w.prepareScores(config: c, blockSize: kv.blockSize, threads: pool.threadCount)
 
         for (l, layer) in weights.layers.enumerated() {
             // h = rmsnorm(x) * attn_norm, quantized                       [n, e]
@@ -71,32 +73,24 @@ package final class LlamaModel: @unchecked Sendable {
                     let cs = w.rope + t * rd
                     tally_rope_apply(w.q + t * c.queryWidth, Int32(qs.lowerBound), Int32(qs.upperBound), Int32(c.headDim), Int32(rd), cs)
                     tally_rope_apply(w.k + t * c.kvWidth, Int32(ks.lowerBound), Int32(ks.upperBound), Int32(c.headDim), Int32(rd), cs)
-                    (keys + kvRows[t] * c.kvWidth + ks.lowerBound).update(from: w.k + t * c.kvWidth + ks.lowerBound, count: ks.count)
-                    (values + kvRows[t] * c.kvWidth + vs.lowerBound).update(from: w.v + t * c.kvWidth + vs.lowerBound, count: vs.count)
+                    kv.store(w.k + t * c.kvWidth + ks.lowerBound, into: keys, row: kvRows[t], offset: ks.lowerBound, count: ks.count)
+                    kv.store(w.v + t * c.kvWidth + vs.lowerBound, into: values, row: kvRows[t], offset: vs.lowerBound, count: vs.count)
                 }
             }
-            // att [n, queryWidth] = softmax(q·kᵀ / sqrt(headDim)) · v, causal, per head (GQA)
+            // att [n, queryWidth] = softmax(q·kᵀ / sqrt(headDim)) · v, causal, per head (GQA), in tiles
             tokenTables.withUnsafeBufferPointer { tablesPointer in
                 contextLengths.withUnsafeBufferPointer { lengths in
                     var args = tally_attention_args(
                         q: w.q, k_cache: keys, v_cache: values,
                         block_tables: tablesPointer.baseAddress, context_lengths: lengths.baseAddress,
                         tokens: Int32(n), head_count: Int32(c.headCount), kv_head_count: Int32(c.kvHeadCount),
-                        head_dim: Int32(c.headDim), block_size: Int32(kv.blockSize),
+                        head_dim: Int32(c.headDim), block_size: Int32(kv.blockSize), kv_f16: kv.type == .f16 ? 1 : 0,
                         scale: 1 / Float(c.headDim).squareRoot(), out: w.attention)
-                    let items = n * c.headCount, heads = c.headCount
                     withUnsafePointer(to: &args) { args in
-                        pool.run { i, count in
-                            let scratch = w.scores + i * w.scoresPerThread
-                            if n >= 2 * count {
-                                // Token t attends to t + 1 positions (causal): dealing tokens round-robin
-                                // evens the threads' work, where contiguous halves gave one thread 3/4 of it.
-                                for t in stride(from: i, to: n, by: count) {
-                                    tally_attention(args, Int32(t * heads), Int32((t + 1) * heads), scratch)
-                                }
-                            } else {
-                                let share = ComputePool.share(of: items, thread: i, of: count, granule: 1)
-                                tally_attention(args, Int32(share.lowerBound), Int32(share.upperBound), scratch)
+                        plan.tiles.withUnsafeBufferPointer { tiles in
+                            pool.run { i, count in
+                                let share = plan.share(thread: i, of: count)
+                                tally_attention(args, tiles.baseAddress, Int32(share.lowerBound), Int32(share.upperBound), w.scores + i * w.scoresPerThread)
                             }
                         }
                     }
@@ -216,10 +210,14 @@ final class Workspace: @unchecked Sendable {
     var logits: UnsafeMutablePointer<Float>!     // [logitRows, vocabSize]
     var x2: UnsafeMutablePointer<Float>!         // [logitRows, embeddingLength] residual rows that need logits
     var rope: UnsafeMutablePointer<Float>!       // [n, ropeDimensionCount] cos/sin pairs per token
-    var scores: UnsafeMutablePointer<Float>!     // [threads, contextLength] attention scratch
+    var scores: UnsafeMutablePointer<Float>!     // [threads, scoresPerThread] attention scratch
     var scoresPerThread = 0
+    private var scoresBuffer: UnsafeMutableRawPointer?
 
-    deinit { buffers.forEach { $0.deallocate() } }
+    deinit {
+        buffers.forEach { $0.deallocate() }
+        scoresBuffer?.deallocate()
+    }
 
     func prepare(config c: ModelConfig, tokens n: Int, logitRows r: Int, threads: Int) -> Workspace {
         guard n > tokenCapacity || r > logitCapacity else { return self }
@@ -252,8 +250,18 @@ final class Workspace: @unchecked Sendable {
         logits = floats(logitCapacity * c.vocabSize)
         x2 = floats(logitCapacity * c.embeddingLength)
         rope = floats(cap * c.ropeDimensionCount)
-        scoresPerThread = c.contextLength * (c.headCount / c.kvHeadCount)  // a KV head's query heads at once
-        scores = floats(threads * scoresPerThread)
         return self
+    }
+
+    /// Attention scratch for the largest tile (AttentionPlan) over the whole context, once. Pages are
+    /// touched only as far as contexts reach.
+    func prepareScores(config c: ModelConfig, blockSize: Int, threads: Int) {
+        guard scores == nil else { return }
+        scoresPerThread = tally_attention_scratch_floats(Int32(AttentionPlan.tileTokens), Int32(c.headCount / c.kvHeadCount),
+                                                         Int32(c.headDim), Int32(blockSize), Int32(c.contextLength))
+        scoresPerThread = (scoresPerThread + 15) / 16 * 16  // each thread's part on its own cache lines
+        let p = UnsafeMutableRawPointer.allocate(byteCount: threads * scoresPerThread * 4, alignment: 64)
+        scoresBuffer = p
+        scores = p.bindMemory(to: Float.self, capacity: threads * scoresPerThread)
     }
 }

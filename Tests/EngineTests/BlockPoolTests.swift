@@ -29,9 +29,9 @@ import Testing
     @Test func freeCachedBlocksAreFoundThenEvictedLeastRecentlyFreedFirst() {
         let pool = BlockPool(blockCount: 3)
         let a = pool.allocate()!, b = pool.allocate()!, c = pool.allocate()!
-        pool.register(a, hash: hash(1))
-        pool.register(b, hash: hash(2))
-        pool.register(c, hash: hash(3))
+        pool.register(a, hash: hash(1), parent: nil, tokens: [1, 1, 1, 1][...])
+        pool.register(b, hash: hash(2), parent: nil, tokens: [2, 2, 2, 2][...])
+        pool.register(c, hash: hash(3), parent: nil, tokens: [3, 3, 3, 3][...])
         pool.release([c, b, a])          // freed c first: c is least recently freed
         #expect(pool.freeList == [c, b, a])
         #expect(pool.cachedBlock(hash(2)) == b)
@@ -50,10 +50,30 @@ import Testing
     @Test func aHashKeepsItsFirstBlock() {
         let pool = BlockPool(blockCount: 2)
         let a = pool.allocate()!, b = pool.allocate()!
-        pool.register(a, hash: hash(7))
-        pool.register(b, hash: hash(7))
+        pool.register(a, hash: hash(7), parent: nil, tokens: [7, 7, 7, 7][...])
+        pool.register(b, hash: hash(7), parent: nil, tokens: [7, 7, 7, 7][...])
         #expect(pool.cachedBlock(hash(7)) == a)
         #expect(pool.hash(of: b) == nil)
+    }
+
+    @Test func aPartialMatchIsTheLongestRunAfterTheSamePrefixAndForgetsEvictedBlocks() {
+        let pool = BlockPool(blockCount: 4)
+        let root = BlockHash(parent: nil, tokens: [1, 2, 3, 4][...])
+        let a = pool.allocate()!, b = pool.allocate()!, c = pool.allocate()!
+        pool.register(a, hash: BlockHash(parent: root, tokens: [5, 6, 7, 8][...]), parent: root, tokens: [5, 6, 7, 8][...])
+        pool.register(b, hash: BlockHash(parent: root, tokens: [5, 6, 9, 9][...]), parent: root, tokens: [5, 6, 9, 9][...])
+        // The same tokens after another prefix must not match.
+        pool.register(c, hash: BlockHash(parent: nil, tokens: [5, 6, 7, 0][...]), parent: nil, tokens: [5, 6, 7, 0][...])
+        #expect(pool.longestPartialMatch(parent: root, tokens: [5, 6, 7, 1][...])! == (a, 3))
+        #expect(pool.longestPartialMatch(parent: root, tokens: [5, 6, 9][...])! == (b, 3))
+        #expect(pool.longestPartialMatch(parent: root, tokens: [5, 0][...])! == (a, 1), "a tie goes to the older block")
+        #expect(pool.longestPartialMatch(parent: root, tokens: [7, 6, 7][...]) == nil, "no common first token")
+        #expect(pool.longestPartialMatch(parent: nil, tokens: [5, 6, 7, 8][...])! == (c, 3))
+        // Once a is evicted (freed, then handed out again), only b remains after root.
+        pool.release([a])
+        #expect(pool.allocate() == 3)
+        #expect(pool.allocate() == a)
+        #expect(pool.longestPartialMatch(parent: root, tokens: [5, 6, 7, 1][...])! == (b, 2))
     }
 
     @Test func chainedHashesDependOnTheWholePrefix() {

@@ -13,8 +13,11 @@ final class FakeRunner: ModelRunner {
     let vocabSize = 64
     let contextLength: Int
     var batches: [ForwardBatch] = []
+    var copies: [(from: BlockID, to: BlockID, slots: Int)] = []
 
     init(contextLength: Int = 256) { self.contextLength = contextLength }
+
+    func copyKV(from source: BlockID, to destination: BlockID, slots: Int) { copies.append((source, destination, slots)) }
 
     func forward(_ batch: ForwardBatch) throws -> [Float] {
         batches.append(batch)
@@ -124,11 +127,48 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         try core.add(greedyRequest("b", ids(0..<8), maxTokens: 1), continuation: b.continuation)
         try runToCompletion(core)
         try await b.drain()
-        // Two full blocks match, but the last token's logits are needed: one block is recomputed.
-        #expect(b.finish?.1.cachedTokens == 4)
+        // Two full blocks match, but the last token's logits are needed: block 0 is shared, the first
+        // 3 positions of block 1 are copied into a new block, and only the last token is computed.
+        #expect(b.finish?.1.cachedTokens == 7)
         #expect(b.tokens == [8])
-        // The recomputed block was in the cache already: nothing new written.
+        let runner = core.runner as! FakeRunner
+        #expect(runner.copies.count == 1)
+        #expect(runner.copies.first?.from == 1)
+        #expect(runner.copies.first?.slots == 3)
+        #expect(runner.batches.last?.tokens == [7])
+        #expect(runner.batches.last?.positions == [7])
+        #expect(runner.batches.last?.blockTables.first == [0, runner.copies.first!.to])
+        // The completed block was in the cache already: nothing new written.
         #expect(b.finish?.1.cacheWriteTokens == 0)
+    }
+
+    @Test func aPromptThatDiffersMidBlockCopiesTheSharedPart() async throws {
+        let core = makeCore()
+        let a = Collector(), b = Collector(), c = Collector()
+        try core.add(greedyRequest("a", ids(0..<12), maxTokens: 1), continuation: a.continuation)
+        try runToCompletion(core)  // a cached [0..3], [4..7], [8..11] in blocks 0, 1, 2
+        // b shares 10 tokens: blocks 0 and 1, then 2 positions of block 2.
+        try core.add(greedyRequest("b", ids(0..<10, then: [40, 41, 42]), maxTokens: 1), continuation: b.continuation)
+        try runToCompletion(core)
+        try await b.drain()
+        let runner = core.runner as! FakeRunner
+        #expect(b.finish?.1.cachedTokens == 10)
+        #expect(runner.copies.count == 1)
+        let copy = try #require(runner.copies.first)
+        #expect(copy.from == 2)
+        #expect(copy.slots == 2)
+        #expect(copy.to != 2, "a's block 2 stays cached; b writes its own")
+        #expect(runner.batches.last?.tokens == [40, 41, 42])
+        #expect(runner.batches.last?.positions == [10, 11, 12])
+        #expect(runner.batches.last?.blockTables.first?.prefix(3) == [0, 1, copy.to])
+        #expect(b.tokens == [43])
+        // a's block 2 is still found by the full prompt; c, sharing nothing, copies nothing.
+        try core.add(greedyRequest("c", [60, 61, 62], maxTokens: 1), continuation: c.continuation)
+        try runToCompletion(core)
+        try await c.drain()
+        #expect(c.finish?.1.cachedTokens == 0)
+        #expect(runner.copies.count == 1)
+        #expect(core.pool.usedCount == 0)
     }
 
     @Test func evictionTakesTheLeastRecentlyFreedCachedBlock() async throws {

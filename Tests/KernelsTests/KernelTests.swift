@@ -182,27 +182,46 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
-    /// Block size 16 with long contexts exercises the 8-positions-at-a-time scoring; 4 the tail path.
-    @Test(arguments: [4, 16])
-    func pagedAttentionMatchesTheReference(blockSize: Int) {
+    /// Block size 16 exercises the 8-positions-at-a-time scoring, 4 the one-position path. Three cuts of
+    /// the same work into tiles (every token and head alone; each run of a sequence's tokens with whole
+    /// KV-head groups; uneven runs and single heads) give the same bits at each level, AVX2 and AVX-512
+    /// give the same bits, and every level is within 1e-5 of the reference, for f32 and f16 caches.
+    @Test(arguments: [4, 16], [false, true])
+    func tiledAttentionMatchesTheReference(blockSize: Int, f16: Bool) {
         var rng = TestRNG(state: 4)
-        let heads = 6, kvHeads = 2, headDim = 16, blocks = 12, tokens = 3
+        let heads = 6, kvHeads = 2, headDim = 16, blocks = 12, group = heads / kvHeads
         let width = kvHeads * headDim
-        let kCache = rng.floats(blocks * blockSize * width), vCache = rng.floats(blocks * blockSize * width)
-        // Three tokens of two sequences whose blocks are scattered and out of order.
+        // The values as attention should see them (f16-representable when the cache is f16), and the cache bytes.
+        let kValues = rng.floats(blocks * blockSize * width).map { f16 ? Float(Float16($0)) : $0 }
+        let vValues = rng.floats(blocks * blockSize * width).map { f16 ? Float(Float16($0)) : $0 }
+        func bytes(_ values: [Float]) -> [UInt8] {
+            f16 ? values.flatMap { withUnsafeBytes(of: Float16($0).bitPattern, Array.init) } : values.flatMap { withUnsafeBytes(of: $0, Array.init) }
+        }
+        let kCache = bytes(kValues), vCache = bytes(vValues)
+        // Tokens 0-4: consecutive positions of sequence 0; token 5: sequence 1; token 6: sequence 0 again.
         let tables: [[Int32]] = [[7, 2, 9, 0], [3, 11, 5]]
-        let tokenSequence = [0, 1, 0]
-        let lengths: [Int32] = blockSize == 4 ? [14, 9, 5] : [61, 41, 8]
+        let tokenSequence = [0, 0, 0, 0, 0, 1, 0]
+        let lengths: [Int32] = blockSize == 4 ? [10, 11, 12, 13, 14, 9, 5] : [57, 58, 59, 60, 61, 41, 8]
+        let tokens = tokenSequence.count
         let q = rng.floats(tokens * heads * headDim)
+        func tile(_ t: Int, _ count: Int, _ h: Int, _ hc: Int) -> tally_attention_tile {
+            tally_attention_tile(token_begin: Int32(t), token_count: Int32(count), head_begin: Int32(h), head_count: Int32(hc))
+        }
+        let cuts: [[tally_attention_tile]] = [
+            (0..<tokens).flatMap { t in (0..<heads).map { tile(t, 1, $0, 1) } },
+            [(0, 5), (5, 1), (6, 1)].flatMap { run in (0..<kvHeads).map { tile(run.0, run.1, $0 * group, group) } },
+            [tile(0, 2, 0, 3), tile(0, 2, 3, 3), tile(2, 3, 0, 1), tile(2, 3, 1, 2), tile(2, 3, 3, 3),
+             tile(5, 1, 0, 6 / 2), tile(5, 1, 3, 1), tile(5, 1, 4, 2), tile(6, 1, 0, 3), tile(6, 1, 3, 3)],
+        ]
         let tablePointers = tables.map { t -> UnsafeMutablePointer<Int32> in
             let p = UnsafeMutablePointer<Int32>.allocate(capacity: t.count); p.initialize(from: t, count: t.count); return p
         }
         defer { tablePointers.forEach { $0.deallocate() } }
         let perToken: [UnsafePointer<Int32>?] = tokenSequence.map { UnsafePointer(tablePointers[$0]) }
-        var outputs: [KernelISA: [Float]] = [:]
-        forEachISA { level in
-            var out = [Float](repeating: 0, count: tokens * heads * headDim)
-            var scratch = [Float](repeating: 0, count: 256)
+        let scratchCount = tally_attention_scratch_floats(16, Int32(group), Int32(headDim), Int32(blockSize), 64)
+        func run(_ tiles: [tally_attention_tile]) -> [Float] {
+            var out = [Float](repeating: .nan, count: tokens * heads * headDim)
+            var scratch = [Float](repeating: 0, count: scratchCount)
             perToken.withUnsafeBufferPointer { tp in
                 lengths.withUnsafeBufferPointer { lp in
                     q.withUnsafeBufferPointer { qp in
@@ -213,20 +232,30 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                                         q: qp.baseAddress, k_cache: kp.baseAddress, v_cache: vp.baseAddress, block_tables: tp.baseAddress,
                                         context_lengths: lp.baseAddress, tokens: Int32(tokens), head_count: Int32(heads),
                                         kv_head_count: Int32(kvHeads), head_dim: Int32(headDim), block_size: Int32(blockSize),
-                                        scale: 0.25, out: op.baseAddress)
-                                    // Two ranges, the first ending inside a KV head's group of query heads.
-                                    tally_attention(&args, 0, 4, &scratch)
-                                    tally_attention(&args, 4, Int32(tokens * heads), &scratch)
+                                        kv_f16: f16 ? 1 : 0, scale: 0.25, out: op.baseAddress)
+                                    // Two calls, as two threads would make them.
+                                    let half = Int32(tiles.count / 2)
+                                    tally_attention(&args, tiles, 0, half, &scratch)
+                                    tally_attention(&args, tiles, half, Int32(tiles.count), &scratch)
                                 }
                             }
                         }
                     }
                 }
             }
+            return out
+        }
+        var outputs: [KernelISA: [Float]] = [:]
+        forEachISA { level in
+            let results = cuts.map(run)
+            for (i, r) in results.enumerated().dropFirst() {
+                #expect(r.map(\.bitPattern) == results[0].map(\.bitPattern), "\(level.name): cut \(i) differs from one tile per query")
+            }
+            let out = results[0]
             for t in 0..<tokens {
                 let table = tables[tokenSequence[t]]
                 for h in 0..<heads {
-                    let kvh = h / (heads / kvHeads)
+                    let kvh = h / group
                     func row(_ cache: [Float], _ j: Int) -> [Float] {
                         let base = (Int(table[j / blockSize]) * blockSize + j % blockSize) * width + kvh * headDim
                         return Array(cache[base..<base + headDim])
@@ -234,16 +263,30 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                     let n = Int(lengths[t])
                     let want = Reference.attention(
                         query: Array(q[(t * heads + h) * headDim..<(t * heads + h + 1) * headDim]),
-                        keys: (0..<n).map { row(kCache, $0) }, values: (0..<n).map { row(vCache, $0) }, scale: 0.25)
+                        keys: (0..<n).map { row(kValues, $0) }, values: (0..<n).map { row(vValues, $0) }, scale: 0.25)
                     let got = Array(out[(t * heads + h) * headDim..<(t * heads + h + 1) * headDim])
-                    #expect(zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(level.name) token \(t) head \(h)")
+                    #expect(zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(level.name) f16=\(f16) token \(t) head \(h)")
                 }
             }
             outputs[level] = out
         }
-        // The grouped-query form (AVX-512) does the AVX2 form's arithmetic: the same bits.
-        if let grouped = outputs[.avx512VNNI], let single = outputs[.avx2] {
-            #expect(grouped.map(\.bitPattern) == single.map(\.bitPattern))
+        if let wide = outputs[.avx512VNNI], let narrow = outputs[.avx2] {
+            #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern))
+        }
+    }
+
+    /// Rounding to f16 for the KV store: the F16C path equals the portable one on every bit, including
+    /// halfway cases, subnormals, overflow to infinity and a tail shorter than 8.
+    @Test func f16RowConversionMatchesThePortableRounding() {
+        var rng = TestRNG(state: 9)
+        var x = rng.floats(1000).map { $0 * 70000 } + rng.floats(101).map { $0 * 1e-6 }
+        x += [0, -0.0, 65504, 65520, -65519.99, 1e-8, 5.96e-8, 2.98e-8, 1 + 1.0 / 2048, 1 + 3.0 / 2048, .infinity]
+        let want = x.map { tally_f32_to_f16($0) }
+        #expect(want.map { Float(Float16(bitPattern: $0)) } == x.map { Float(Float16($0)) })
+        forEachISA { level in
+            var y = [UInt16](repeating: 0, count: x.count)
+            tally_f32_to_f16_row(x, &y, Int32(x.count))
+            #expect(y == want, "\(level.name)")
         }
     }
 

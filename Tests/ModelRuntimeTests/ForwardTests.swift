@@ -5,7 +5,7 @@
 import Foundation
 import GGUF
 import Kernels
-import ModelRuntime
+@testable import ModelRuntime
 import Testing
 import TestSupport
 
@@ -31,8 +31,8 @@ func loadTiny(_ kind: String, threads: Int = 2) throws -> LlamaModel {
 }
 
 /// Logits of every position of `tokens` as one sequence, prefilled in chunks of `chunk`.
-func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .max) throws -> [[Float]] {
-    let kv = KVStore(config: model.config, blockCount: (tokens.count + 15) / 16 + 1, blockSize: 16)
+func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .max, kvType: KVType = .f32) throws -> [[Float]] {
+    let kv = KVStore(config: model.config, blockCount: (tokens.count + 15) / 16 + 1, blockSize: 16, type: kvType)
     let table = (0..<kv.blockCount).map { BlockID(kv.blockCount - 1 - $0) }  // deliberately not 0, 1, 2...
     var out: [[Float]] = []
     var start = 0
@@ -88,12 +88,12 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         (0..<37).map { Int32(($0 * 37 + 11) % 260) },
     ]
 
-    @Test(arguments: ["f32", "q8_0"])
-    func sameLogitsAloneOrBatchedWithOthers(kind: String) throws {
+    @Test(arguments: ["f32", "q8_0"], KVType.allCases)
+    func sameLogitsAloneOrBatchedWithOthers(kind: String, kvType: KVType) throws {
         let model = try loadTiny(kind)
-        let alone = try Self.sequences.map { try logitsOfAllPositions(model, $0) }
+        let alone = try Self.sequences.map { try logitsOfAllPositions(model, $0, kvType: kvType) }
         // All three sequences in one step, on one KV store, with interleaved blocks.
-        let kv = KVStore(config: model.config, blockCount: 12, blockSize: 16)
+        let kv = KVStore(config: model.config, blockCount: 12, blockSize: 16, type: kvType)
         let tables: [[BlockID]] = [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
         var batch = ForwardBatch()
         for (s, seq) in Self.sequences.enumerated() { batch.append(sequence: seq, from: 0, blockTable: tables[s], wantLogits: false) }
@@ -112,26 +112,42 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         for (s, seq) in Self.sequences.enumerated() { decode.append(sequence: [42], from: seq.count, blockTable: tables[s], wantLogits: true) }
         let next = try model.forward(decode, kv: kv)
         for (s, seq) in Self.sequences.enumerated() {
-            let single = try logitsOfAllPositions(model, seq + [42]).last!
+            let single = try logitsOfAllPositions(model, seq + [42], kvType: kvType).last!
             #expect(Array(next[s * v..<(s + 1) * v]) == single, "\(kind) decode of sequence \(s)")
         }
     }
 
-    @Test(arguments: ["f32", "q8_0"])
-    func chunkedPrefillEqualsPrefillAtOnce(kind: String) throws {
+    @Test(arguments: ["f32", "q8_0"], KVType.allCases)
+    func chunkedPrefillEqualsPrefillAtOnce(kind: String, kvType: KVType) throws {
         let model = try loadTiny(kind)
         let seq = Self.sequences[2]
-        let once = try logitsOfAllPositions(model, seq)
-        for chunk in [1, 5, 16] { #expect(try logitsOfAllPositions(model, seq, chunk: chunk) == once, "chunk \(chunk)") }
+        let once = try logitsOfAllPositions(model, seq, kvType: kvType)
+        for chunk in [1, 5, 16] { #expect(try logitsOfAllPositions(model, seq, chunk: chunk, kvType: kvType) == once, "chunk \(chunk)") }
     }
 
-    @Test(arguments: ["f32", "q8_0"])
-    func oneOrTwoThreadsGiveTheSameLogits(kind: String) throws {
-        let one = try logitsOfAllPositions(loadTiny(kind, threads: 1), Self.sequences[0])
-        let two = try logitsOfAllPositions(loadTiny(kind, threads: 2), Self.sequences[0])
-        let three = try logitsOfAllPositions(loadTiny(kind, threads: 3), Self.sequences[0])
+    @Test(arguments: ["f32", "q8_0"], KVType.allCases)
+    func oneOrTwoThreadsGiveTheSameLogits(kind: String, kvType: KVType) throws {
+        let one = try logitsOfAllPositions(loadTiny(kind, threads: 1), Self.sequences[0], kvType: kvType)
+        let two = try logitsOfAllPositions(loadTiny(kind, threads: 2), Self.sequences[0], kvType: kvType)
+        let three = try logitsOfAllPositions(loadTiny(kind, threads: 3), Self.sequences[0], kvType: kvType)
         #expect(one == two)
         #expect(one == three)
+    }
+
+    /// An f16 KV store rounds every cached key and value (relative error up to 2^-11): the logits stay
+    /// close to the f32 store's, within the numpy goldens' tolerance (with Q8_0, a small change flips some
+    /// activation int8s and cascades, see make_tiny_models.py), and differ from them (it is really f16).
+    @Test(arguments: ["f32", "q8_0"])
+    func anF16StoreStaysCloseToF32(kind: String) throws {
+        let tolerance: Float = kind == "f32" ? 1e-3 : 4e-2
+        let model = try loadTiny(kind)
+        for seq in Self.sequences {
+            let exact = try logitsOfAllPositions(model, seq), half = try logitsOfAllPositions(model, seq, kvType: .f16)
+            let largest = exact.joined().map(abs).max()!
+            let worst = zip(exact.joined(), half.joined()).map { abs($0 - $1) }.max()!
+            #expect(worst <= tolerance * largest, "\(kind): max |diff| \(worst), max |logit| \(largest)")
+            if seq.count > 1 { #expect(worst > 0, "\(kind): an f16 store gave f32's exact logits") }
+        }
     }
 
     @Test func positionsBeyondTheContextAreRefused() throws {
@@ -190,5 +206,56 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         let (dir, path) = try rewrite { metadata, _ in metadata.set(GGUFKey.architecture, .string("mamba")) }
         _ = dir
         #expect(loadError(path) == .unsupportedArchitecture("mamba"))
+    }
+}
+
+/// The attention plan alone: every (token, head) in exactly one tile of one thread, tiles within one
+/// sequence and one KV head, and threads' shares of the cost within one token's cost of each other.
+@Suite struct AttentionPlanTests {
+    func check(_ batch: ForwardBatch, threads: Int, config c: ModelConfig) {
+        let plan = AttentionPlan(batch: batch, config: c, threads: threads)
+        let group = c.headCount / c.kvHeadCount
+        var seen = Set<[Int]>()
+        var costs: [Int] = []
+        var next = 0
+        for i in 0..<threads {
+            let share = plan.share(thread: i, of: threads)
+            #expect(share.lowerBound == next, "threads' shares are contiguous")
+            next = share.upperBound
+            var cost = 0
+            for tile in plan.tiles[share] {
+                let tokens = Int(tile.token_begin)..<Int(tile.token_begin + tile.token_count)
+                let heads = Int(tile.head_begin)..<Int(tile.head_begin + tile.head_count)
+                #expect(tokens.count <= AttentionPlan.tileTokens && !heads.isEmpty)
+                #expect(Set(tokens.map { batch.sequenceIndex[$0] }).count == 1, "one sequence per tile")
+                #expect(heads.lowerBound / group == (heads.upperBound - 1) / group, "one KV head per tile")
+                for t in tokens {
+                    for h in heads {
+                        #expect(seen.insert([t, h]).inserted, "token \(t) head \(h) twice")
+                        cost += batch.positions[t] + 1 + 16
+                    }
+                }
+            }
+            costs.append(cost)
+        }
+        #expect(next == plan.tiles.count)
+        #expect(seen.count == batch.tokenCount * c.headCount)
+        let largest = batch.positions.max()! + 1 + 16
+        #expect(costs.max()! - costs.min()! <= 2 * largest, "costs \(costs)")
+    }
+
+    @Test func everyQueryOnceAndTheWorkShared() throws {
+        let c = try loadTiny("q8_0").config
+        var decode = ForwardBatch()
+        for s in 0..<3 { decode.append(sequence: [7], from: 40 + s, blockTable: [0, 1, 2, 3], wantLogits: true) }
+        var cachedPrefix = ForwardBatch()
+        cachedPrefix.append(sequence: [1, 2, 3, 4, 5], from: 100, blockTable: Array(0..<8), wantLogits: true)
+        var mixed = ForwardBatch()
+        mixed.append(sequence: Array(repeating: 9, count: 21), from: 0, blockTable: [0, 1], wantLogits: true)
+        mixed.append(sequence: [3], from: 60, blockTable: [2, 3, 4, 5], wantLogits: true)
+        mixed.append(sequence: [4, 5, 6], from: 10, blockTable: [6], wantLogits: true)
+        for batch in [decode, cachedPrefix, mixed] {
+            for threads in [1, 2, 3] { check(batch, threads: threads, config: c) }
+        }
     }
 }

@@ -79,24 +79,44 @@ void tally_vexp(const float *x, float *y, int n);
 float tally_f16_to_f32(uint16_t h);
 uint16_t tally_f32_to_f16(float f);
 
-// ---- Attention over the paged KV store -----------------------------------------------------------------
+// ---- Attention over the paged KV store (attention.c) -------------------------------------------------
+// Keys and values are f32, or IEEE half when `kv_f16` (half the memory and half the bytes read per
+// position). Queries, scores, probabilities and sums are f32 either way.
 
 typedef struct {
     const float *q;               // [tokens, head_count * head_dim]
-    const float *k_cache;         // this layer's keys:   [blocks * block_size, kv_head_count * head_dim]
-    const float *v_cache;         // this layer's values: same shape
+    const void *k_cache;          // this layer's keys:   [blocks * block_size, kv_head_count * head_dim]
+    const void *v_cache;          // this layer's values: same shape
     const int32_t *const *block_tables;  // per token: its sequence's block table
     const int32_t *context_lengths;      // per token: attend to positions [0, context_length)
     int tokens, head_count, kv_head_count, head_dim, block_size;
+    int kv_f16;                   // 1: the caches hold IEEE half, 0: f32
     float scale;
     float *out;                   // [tokens, head_count * head_dim]
 } tally_attention_args;
 
-/// Causal attention for work items [item_begin, item_end), item = token * head_count + head.
-/// `scratch` holds at least (head_count / kv_head_count) * max(context_lengths) floats. With AVX-512 the query
-/// heads of a KV head are done together when the range holds them all; results are the same either way.
-void tally_attention(const tally_attention_args *a, int item_begin, int item_end, float *scratch);
-void tally_attention_scalar(const tally_attention_args *a, int item_begin, int item_end, float *scratch);
+/// A unit of attention work: tokens [token_begin, token_begin + token_count) of one sequence (they share a
+/// block table) and query heads [head_begin, head_begin + head_count) of one KV head's group. A tile reads
+/// each K and V row once for all its queries, so prefill tokens that attend to a long cached prefix do not
+/// each stream it again. Every query's result is the same bits whatever tile it is in.
+typedef struct {
+    int32_t token_begin, token_count, head_begin, head_count;
+} tally_attention_tile;
+
+/// Most tokens in one tile.
+enum { TALLY_ATTENTION_TILE_TOKENS = 16 };
+
+/// Floats of scratch one thread needs for tiles of up to `tile_tokens` tokens and `tile_heads` heads
+/// whose tokens attend to at most `max_context` positions.
+size_t tally_attention_scratch_floats(int tile_tokens, int tile_heads, int head_dim, int block_size, int max_context);
+
+/// Runs tiles [begin, end): scores s_j = scale * q . k_j over j < context_length, p = softmax(s),
+/// out = sum_j p_j v_j, for every token and head of each tile.
+void tally_attention(const tally_attention_args *a, const tally_attention_tile *tiles, int begin, int end, float *scratch);
+void tally_attention_scalar(const tally_attention_args *a, const tally_attention_tile *tiles, int begin, int end, float *scratch);
+
+/// y[i] = f16(x[i]), rounding to nearest even (F16C where the CPU has it; the same bits either way).
+void tally_f32_to_f16_row(const float *x, uint16_t *y, int n);
 
 // ---- The compute pool ------------------------------------------------------------------------------
 // Persistent worker threads that spin briefly on a generation counter, then park on a condition

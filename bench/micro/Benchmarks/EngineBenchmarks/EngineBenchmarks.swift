@@ -15,6 +15,7 @@ final class NullRunner: ModelRunner {
     let vocabSize = 49152
     let contextLength = 8192
     func forward(_ batch: ForwardBatch) throws -> [Float] { [Float](repeating: 0, count: batch.logitRows.count * vocabSize) }
+    func copyKV(from source: BlockID, to destination: BlockID, slots: Int) {}
 }
 
 /// `count` requests decoding (prompts already prefilled), greedy, never stopping before `maxTokens`.
