@@ -263,19 +263,32 @@ package final class EngineCore {
             seq.busyMicros += Double(now - start) * Double(n) / total
             registerFullBlocks(seq)
         }
+        // Draw every request's token, on the compute threads: each request has its own sampler (and RNG),
+        // so a token does not depend on which thread drew it. With 16 requests, drawing one by one from
+        // the full vocabulary left the second core idle for a sixth of the step.
         let v = runner.vocabSize
-        for (row, seq) in sampling.enumerated() {
-            var rowLogits = Array(logits[row * v..<(row + 1) * v])
-            if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
-            let wantLogprobs = seq.request.topLogprobs
-            let original = wantLogprobs != nil ? rowLogits : []
-            let token = rowLogits.withUnsafeMutableBufferPointer { seq.sampler.sample($0) }
-            seq.sampler.accept(token)
-            var logprob: TokenLogprob? = nil
-            if let top = wantLogprobs {
-                let lp = original.withUnsafeBufferPointer { Sampler.logProbabilities($0, chosen: token, top: top) }
-                logprob = TokenLogprob(logprob: lp.chosen, top: lp.top)
+        var picks = [(token: TokenID, logprob: TokenLogprob?)](repeating: (0, nil), count: sampling.count)
+        logits.withUnsafeBufferPointer { all in
+            picks.withUnsafeMutableBufferPointer { out in
+                runner.forEach(sampling.count) { row in
+                    let seq = sampling[row]
+                    var rowLogits = Array(all[row * v..<(row + 1) * v])
+                    if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
+                    let wantLogprobs = seq.request.topLogprobs
+                    let original = wantLogprobs != nil ? rowLogits : []
+                    let token = rowLogits.withUnsafeMutableBufferPointer { seq.sampler.sample($0) }
+                    var logprob: TokenLogprob? = nil
+                    if let top = wantLogprobs {
+                        let lp = original.withUnsafeBufferPointer { Sampler.logProbabilities($0, chosen: token, top: top) }
+                        logprob = TokenLogprob(logprob: lp.chosen, top: lp.top)
+                    }
+                    out[row] = (token, logprob)
+                }
             }
+        }
+        for (row, seq) in sampling.enumerated() {
+            let (token, logprob) = picks[row]
+            seq.sampler.accept(token)
             seq.tokens.append(token)
             seq.generated += 1
             if seq.firstTokenMicros == nil { seq.firstTokenMicros = now }

@@ -12,6 +12,15 @@ package protocol ModelRunner: AnyObject {
     /// Copies the keys and values of the first `slots` positions of block `source` into block `destination`
     /// (every layer): a prompt that shares part of a cached block starts from a copy of that part.
     func copyKV(from source: BlockID, to destination: BlockID, slots: Int)
+    /// Runs body(i) for every i in 0..<count, on the model's compute threads when it has them: the engine
+    /// samples its requests' tokens this way (each request's sampler is its own).
+    func forEach(_ count: Int, _ body: (Int) -> Void)
+}
+
+package extension ModelRunner {
+    func forEach(_ count: Int, _ body: (Int) -> Void) {
+        for i in 0..<count { body(i) }
+    }
 }
 
 package final class LlamaRunner: ModelRunner {
@@ -27,4 +36,10 @@ package final class LlamaRunner: ModelRunner {
     package var contextLength: Int { model.config.contextLength }
     package func forward(_ batch: ForwardBatch) throws -> [Float] { try model.forward(batch, kv: kv) }
     package func copyKV(from source: BlockID, to destination: BlockID, slots: Int) { kv.copy(from: source, to: destination, slots: slots) }
+    package func forEach(_ count: Int, _ body: (Int) -> Void) {
+        guard count > 1 else { return count == 1 ? body(0) : () }
+        model.pool.run { thread, threads in
+            for i in stride(from: thread, to: count, by: threads) { body(i) }
+        }
+    }
 }
