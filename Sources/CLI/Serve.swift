@@ -46,6 +46,7 @@ struct Serve: AsyncParsableCommand {
             path = defaultModel.path()
         }
         let llama = try LlamaModel(path: path, threads: threads)
+        printError("weights: \(llama.weights.source)")
         let tokenizer = try Tokenizer(metadata: llama.file.metadata)
 
         var engineConfig = EngineConfig()

@@ -51,7 +51,8 @@ package enum GGUFWriter {
         data: (Int) throws -> [UInt8]
     ) throws {
         let alignment = metadata[GGUFKey.alignment]?.integer ?? GGUFFile.defaultAlignment
-        let temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        // Unique per call: two loaders in one process may write the same file at once; the last rename wins.
+        let temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
             throw GGUFError.writeFailed(path: path, reason: "cannot create \(temporary)")
         }

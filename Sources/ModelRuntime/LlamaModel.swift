@@ -17,18 +17,29 @@ package final class LlamaModel: @unchecked Sendable {
     package let file: GGUFFile
     private var workspace = Workspace()
 
-    package init(file: GGUFFile, pool: ComputePool) throws {
+    /// `packing` defaults to a heap copy in the packed layout when the VNNI kernels run.
+    package init(file: GGUFFile, pool: ComputePool, packing: WeightPacking? = nil) throws {
         self.file = file
         self.pool = pool
         config = try ModelConfig(metadata: file.metadata, vocabRows: file.tensor(named: TensorName.tokenEmbedding)?.dimensions.last)
-        weights = try ModelWeights(file: file, config: config, pack: KernelISA.current == .avx512VNNI)
+        weights = try ModelWeights(file: file, config: config, packing: packing ?? (Self.packs ? .inMemory : .unpacked))
     }
 
-    package convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+    /// Loads the model at `path`. With the VNNI kernels its packed matrices are mapped from the packed
+    /// file beside it (WeightPacking.filePath), written on the first load.
+    package convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount, packing: WeightPacking? = nil) throws {
+        let packing = packing ?? (Self.packs ? .file(WeightPacking.filePath(forModel: path)) : .unpacked)
+        // Pre-fault the GGUF's pages only when its matrices are read in place: with a packed file, most of
+        // them are never touched and both copies would be resident at once.
+        var populate = true
+        if case .file = packing { populate = false }
         let file: GGUFFile
-        do { file = try GGUFFile(path: path, populate: true) } catch let e as GGUFError { throw RuntimeError.model(e) }
-        try self.init(file: file, pool: ComputePool(threads: threads))
+        do { file = try GGUFFile(path: path, populate: populate) } catch { throw RuntimeError.model(error) }
+        try self.init(file: file, pool: ComputePool(threads: threads), packing: packing)
     }
+
+    /// Whether the packed layout pays: the VNNI kernels read it.
+    package static var packs: Bool { KernelISA.current == .avx512VNNI }
 
     /// Runs one step. Returns logits [batch.logitRows.count, vocabSize], row-major.
     package func forward(_ batch: ForwardBatch, kv: KVStore) throws -> [Float] {

@@ -1,7 +1,9 @@
 // The model's weights as views into the GGUF mapping, each matrix's shape checked at load.
 // A matrix's GGML type is data: it selects the kernel at run time (Q8_0, F32 or F16).
-// With the VNNI kernels, Q8_0 matrices are repacked once at load (16 rows interleaved, same size; see
-// CKernels/q8_0_packed.c) and the mapping's pages they came from are dropped, so memory stays one copy.
+// With the VNNI kernels, Q8_0 matrices are read in a packed layout (16 rows interleaved, same size; see
+// CKernels/q8_0_packed.c): views into a packed file beside the model (PackedWeightsFile), or a heap copy
+// when that file cannot be written. Either way the GGUF pages they came from are dropped, so memory holds
+// one copy.
 
 import CKernels
 import Foundation
@@ -35,22 +37,43 @@ package struct LayerWeights: Sendable {
     package let gate: WeightMatrix       // [feedForwardLength, embeddingLength]
     package let up: WeightMatrix         // [feedForwardLength, embeddingLength]
     package let down: WeightMatrix       // [embeddingLength, feedForwardLength]
+
+    var matrices: [WeightMatrix] { [query, key, value, output, gate, up, down] }
+
+    /// The same layer with every matrix replaced by `transform(matrix)`.
+    func mapMatrices(_ transform: (WeightMatrix) -> WeightMatrix) -> LayerWeights {
+        LayerWeights(attentionNorm: attentionNorm, query: transform(query), key: transform(key), value: transform(value),
+                     output: transform(output), feedForwardNorm: feedForwardNorm, gate: transform(gate), up: transform(up),
+                     down: transform(down))
+    }
 }
 
-/// Owns the packed copies of the weight matrices.
+/// Owns what packed matrices point into: heap copies, or the packed file's mapping.
 final class PackedStorage: @unchecked Sendable {
     private var buffers: [UnsafeMutableRawPointer] = []
+    var file: GGUFFile?
 
-    /// A packed copy of `m` when it is Q8_0 with rows in groups of 16, else `m`. With `dropSource`, the
-    /// mapping's pages under the source are released (read back from the page cache if touched again).
-    func pack(_ m: WeightMatrix, dropSource: Bool) -> WeightMatrix {
-        guard m.type == .q8_0, m.rows % 16 == 0, m.columns % 32 == 0 else { return m }
+    /// A packed copy of `m` when the packed kernel takes it, else `m`. The mapping's pages under the source
+    /// are released (read back from the page cache if touched again).
+    func pack(_ m: WeightMatrix) -> WeightMatrix {
+        guard PackedWeightsFile.packable(m) else { return m }
         let bytes = m.type.byteCount(elements: m.columns) * m.rows
         let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         buffers.append(p)
         tally_q8p_pack(m.data, Int32(m.rows), Int32(m.columns), p)
-        if dropSource { Self.dropPages(m.data, bytes) }
-        var packed = WeightMatrix(name: m.name, type: m.type, rows: m.rows, columns: m.columns, data: UnsafeRawPointer(p))
+        Self.dropPages(m.data, bytes)
+        return Self.packedView(of: m, at: UnsafeRawPointer(p))
+    }
+
+    /// `m` read from the packed file's tensor of the same name, when the packed kernel takes it.
+    func view(_ m: WeightMatrix) -> WeightMatrix {
+        guard PackedWeightsFile.packable(m), let file, let t = file.tensor(named: m.name) else { return m }
+        Self.dropPages(m.data, m.type.byteCount(elements: m.columns) * m.rows)
+        return Self.packedView(of: m, at: file.data(of: t).baseAddress!)
+    }
+
+    private static func packedView(of m: WeightMatrix, at data: UnsafeRawPointer) -> WeightMatrix {
+        var packed = WeightMatrix(name: m.name, type: m.type, rows: m.rows, columns: m.columns, data: data)
         packed.packed = true
         return packed
     }
@@ -75,9 +98,10 @@ package struct ModelWeights: Sendable {
     /// The LM head: `output.weight`, or the token embedding when the model ties them.
     package let output: WeightMatrix          // [vocabSize, embeddingLength]
     package var tiedEmbeddings: Bool { output.name == tokenEmbedding.name }
+    package let source: WeightSource
 
-    /// `pack`: repack Q8_0 matrices for tally_gemm_q8p (worth it when the VNNI kernel runs).
-    package init(file: GGUFFile, config c: ModelConfig, pack: Bool = false) throws {
+    /// `packing`: where the packed layout for tally_gemm_q8p comes from (worth it when the VNNI kernel runs).
+    package init(file: GGUFFile, config c: ModelConfig, packing: WeightPacking = .unpacked) throws {
         let storage = PackedStorage()
         self.storage = storage
         func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
@@ -86,8 +110,7 @@ package struct ModelWeights: Sendable {
                 throw RuntimeError.badTensorShape(tensor: name, expected: [columns, rows], found: t.dimensions)
             }
             guard [.q8_0, .f32, .f16].contains(t.type) else { throw RuntimeError.unsupportedWeightType(tensor: name, type: t.type.name) }
-            let m = WeightMatrix(name: name, type: t.type, rows: rows, columns: columns, data: file.data(of: t).baseAddress!)
-            return pack ? storage.pack(m, dropSource: true) : m
+            return WeightMatrix(name: name, type: t.type, rows: rows, columns: columns, data: file.data(of: t).baseAddress!)
         }
         func vector(_ name: String, count: Int) throws -> [Float] {
             guard let t = file.tensor(named: name) else { throw RuntimeError.model(.missingTensor(name)) }
@@ -101,7 +124,7 @@ package struct ModelWeights: Sendable {
         }
         // Any readable type works for the lookup; as the tied LM head it must be a kernel type.
         tokenEmbedding = WeightMatrix(name: embedding.name, type: embedding.type, rows: c.vocabSize, columns: e, data: file.data(of: embedding).baseAddress!)
-        layers = try (0..<c.layerCount).map { i in
+        var layers = try (0..<c.layerCount).map { i in
             LayerWeights(
                 attentionNorm: try vector(TensorName.attentionNorm(i), count: e),
                 query: try matrix(TensorName.attentionQuery(i), rows: c.queryWidth, columns: e),
@@ -114,14 +137,32 @@ package struct ModelWeights: Sendable {
                 down: try matrix(TensorName.feedForwardDown(i), rows: e, columns: c.feedForwardLength))
         }
         outputNorm = try vector(TensorName.outputNorm, count: e)
+        var output: WeightMatrix
         if file.tensor(named: TensorName.output) != nil {
             output = try matrix(TensorName.output, rows: c.vocabSize, columns: e)
         } else {
             guard [.q8_0, .f32, .f16].contains(embedding.type) else {
                 throw RuntimeError.unsupportedWeightType(tensor: TensorName.tokenEmbedding, type: embedding.type.name)
             }
-            // The lookup keeps reading the original rows (a few pages per token); the LM head gets a packed copy.
-            output = pack ? storage.pack(tokenEmbedding, dropSource: true) : tokenEmbedding
+            // The lookup keeps reading the original rows (a few pages per token); the LM head gets the packed layout.
+            output = tokenEmbedding
         }
+
+        var source = WeightSource.gguf
+        let toPack = (layers.flatMap(\.matrices) + [output]).filter(PackedWeightsFile.packable)
+        if case .file(let path) = packing, !toPack.isEmpty,
+           let (packedFile, written) = PackedWeightsFile.open(path: path, source: file, matrices: toPack) {
+            storage.file = packedFile
+            layers = layers.map { $0.mapMatrices(storage.view) }
+            output = storage.view(output)
+            source = .packedFile(path: path, written: written)
+        } else if packing != .unpacked, !toPack.isEmpty {
+            layers = layers.map { $0.mapMatrices(storage.pack) }
+            output = storage.pack(output)
+            source = .packedInMemory
+        }
+        self.layers = layers
+        self.output = output
+        self.source = source
     }
 }

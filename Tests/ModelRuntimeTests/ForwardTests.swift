@@ -259,3 +259,67 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         }
     }
 }
+
+/// The packed weights file: written on the first load, mapped on later ones, rewritten when stale or
+/// damaged, and replaced by a heap copy when it cannot be written; the logits are the same bits every way.
+@Suite struct PackedWeightsFileTests {
+    func copyOfTinyModel() throws -> (TemporaryDirectory, String) {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("tiny.gguf")
+        try FileManager.default.copyItem(atPath: tinyModelPath("q8_0"), toPath: path)
+        return (dir, path)
+    }
+
+    func logits(_ model: LlamaModel) throws -> [[Float]] { try logitsOfAllPositions(model, [5, 80, 81, 200, 33, 7, 9, 120]) }
+
+    @Test func isWrittenOnceThenMappedWithTheSameLogits() throws {
+        let (dir, path) = try copyOfTinyModel()
+        _ = dir
+        let packed = WeightPacking.filePath(forModel: path)
+        let inMemory = try LlamaModel(path: path, threads: 1, packing: .inMemory)
+        #expect(inMemory.weights.source == .packedInMemory)
+        #expect(inMemory.weights.layers[0].query.packed)
+        let expected = try logits(inMemory)
+
+        let first = try LlamaModel(path: path, threads: 1, packing: .file(packed))
+        #expect(first.weights.source == .packedFile(path: packed, written: true))
+        let second = try LlamaModel(path: path, threads: 1, packing: .file(packed))
+        #expect(second.weights.source == .packedFile(path: packed, written: false))
+        #expect(second.weights.layers[1].down.packed)
+        // Views into the packed file's mapping, not into the GGUF's and not a heap copy.
+        let mapping = second.weights.storage.file!.bytes
+        let q = second.weights.layers[0].query.data
+        #expect(q >= mapping.baseAddress! && q < mapping.baseAddress! + mapping.count)
+        #expect(try logits(first) == expected)
+        #expect(try logits(second) == expected)
+        // The unpacked kernels agree (the packed layout is the same arithmetic as ggml's Q8_0 dot).
+        #expect(try logits(LlamaModel(path: path, threads: 1, packing: .unpacked)) == expected)
+    }
+
+    @Test func aStaleOrDamagedFileIsRewritten() throws {
+        let (dir, path) = try copyOfTinyModel()
+        _ = dir
+        let packed = WeightPacking.filePath(forModel: path)
+        let expected = try logits(LlamaModel(path: path, threads: 1, packing: .file(packed)))
+
+        // The model file changed (a new pull): its modification time no longer matches the stamp.
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: path)
+        let afterTouch = try LlamaModel(path: path, threads: 1, packing: .file(packed))
+        #expect(afterTouch.weights.source == .packedFile(path: packed, written: true))
+        #expect(try logits(afterTouch) == expected)
+
+        // A truncated file (a crash mid-copy, a full disk) is not read; it is written again.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: packed))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: packed))
+        let afterDamage = try LlamaModel(path: path, threads: 1, packing: .file(packed))
+        #expect(afterDamage.weights.source == .packedFile(path: packed, written: true))
+        #expect(try logits(afterDamage) == expected)
+    }
+
+    @Test func anUnwritablePlaceFallsBackToMemory() throws {
+        let (dir, path) = try copyOfTinyModel()
+        let model = try LlamaModel(path: path, threads: 1, packing: .file(dir.file("no-such-directory/tiny.gguf.tally-packed")))
+        #expect(model.weights.source == .packedInMemory)
+        #expect(model.weights.layers[0].gate.packed)
+    }
+}
