@@ -56,23 +56,56 @@ void tally_vexp(const float *x, float *y, int n) {
 
 #if defined(__x86_64__)
 
+/// 8 weights of row r from k-offset i as f32.
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline __m256 weights8(const void *w, int w_is_f16, size_t at) {
+    return w_is_f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + at)))
+                    : _mm256_loadu_ps((const float *)w + at);
+}
+
+/// dot(W row r, x column c) for R rows (R <= 2) and C columns (C <= 4) at once: each weight vector loaded
+/// serves C columns and each activation vector R rows. An output's bits do not depend on R or C: 8 lane
+/// sums over k in order, one horizontal sum, then the tail, as for one row and one column.
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void dots(const void *w, int w_is_f16, int k, int r0, const int R, const float *x, int c0, const int C, float *y, int ldy) {
+    __m256 acc[2][4];
+    for (int a = 0; a < R; a++)
+        for (int j = 0; j < C; j++) acc[a][j] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 wv[2], xv[4];
+        for (int a = 0; a < R; a++) wv[a] = weights8(w, w_is_f16, (size_t)(r0 + a) * k + i);
+        for (int j = 0; j < C; j++) xv[j] = _mm256_loadu_ps(x + (size_t)(c0 + j) * k + i);
+        for (int a = 0; a < R; a++)
+            for (int j = 0; j < C; j++) acc[a][j] = _mm256_fmadd_ps(wv[a], xv[j], acc[a][j]);
+    }
+    for (int a = 0; a < R; a++)
+        for (int j = 0; j < C; j++) {
+            const float *xc = x + (size_t)(c0 + j) * k;
+            float sum = hsum_avx2(acc[a][j]);
+            for (int t = i; t < k; t++) sum += weight_at(w, w_is_f16, (size_t)(r0 + a) * k + t) * xc[t];
+            y[(size_t)(c0 + j) * ldy + r0 + a] = sum;
+        }
+}
+
 __attribute__((target("avx2,fma,f16c")))
 static void gemm_f32_avx2(const void *w, int w_is_f16, int k, int row_begin, int row_end,
                           const float *x, int cols, float *y, int ldy) {
-    for (int r = row_begin; r < row_end; r++)
-        for (int c = 0; c < cols; c++) {
-            const float *xc = x + (size_t)c * k;
-            __m256 acc = _mm256_setzero_ps();
-            int i = 0;
-            for (; i + 8 <= k; i += 8) {
-                __m256 wv = w_is_f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + (size_t)r * k + i)))
-                                     : _mm256_loadu_ps((const float *)w + (size_t)r * k + i);
-                acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xc + i), acc);
-            }
-            float sum = hsum_avx2(acc);
-            for (; i < k; i++) sum += weight_at(w, w_is_f16, (size_t)r * k + i) * xc[i];
-            y[(size_t)c * ldy + r] = sum;
+    // Columns in chunks of 64, so a chunk's activations stay in L2 while every row passes over them.
+    for (int c0 = 0; c0 < cols; c0 += 64) {
+        const int c1 = cols - c0 < 64 ? cols : c0 + 64;
+        int r = row_begin;
+        for (; r + 2 <= row_end; r += 2) {
+            int c = c0;
+            for (; c + 4 <= c1; c += 4) dots(w, w_is_f16, k, r, 2, x, c, 4, y, ldy);
+            for (; c < c1; c++) dots(w, w_is_f16, k, r, 2, x, c, 1, y, ldy);
         }
+        for (; r < row_end; r++) {
+            int c = c0;
+            for (; c + 4 <= c1; c += 4) dots(w, w_is_f16, k, r, 1, x, c, 4, y, ldy);
+            for (; c < c1; c++) dots(w, w_is_f16, k, r, 1, x, c, 1, y, ldy);
+        }
+    }
 }
 #endif
 

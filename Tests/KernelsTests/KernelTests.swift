@@ -182,6 +182,32 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
+    /// The vector kernel takes rows in pairs and columns in fours: an output is the same bits whether it was
+    /// computed in a pair or alone, in a four or alone, and whatever row range a thread was given.
+    @Test func f32GemmGivesTheSameBitsHoweverRowsAndColumnsAreGrouped() {
+        var rng = TestRNG(state: 5)
+        let rows = 7, k = 45, cols = 9
+        let w = rng.floats(rows * k), x = rng.floats(cols * k)
+        let w16 = w.map { Float16($0).bitPattern }
+        for isF16 in [false, true] {
+            func gemm(_ r0: Int, _ r1: Int, _ x: [Float], _ cols: Int) -> [Float] {
+                var y = [Float](repeating: 0, count: cols * rows)
+                if isF16 { tally_gemm_f32(w16, 1, Int32(k), Int32(r0), Int32(r1), x, Int32(cols), &y, Int32(rows)) }
+                else { tally_gemm_f32(w, 0, Int32(k), Int32(r0), Int32(r1), x, Int32(cols), &y, Int32(rows)) }
+                return y
+            }
+            let whole = gemm(0, rows, x, cols)
+            for c in 0..<cols {
+                let alone = gemm(0, rows, Array(x[c * k..<(c + 1) * k]), 1)
+                #expect(Array(whole[c * rows..<(c + 1) * rows]) == alone, "column \(c) f16=\(isF16)")
+            }
+            var split = gemm(0, 3, x, cols)
+            let rest = gemm(3, rows, x, cols)
+            for c in 0..<cols { for r in 3..<rows { split[c * rows + r] = rest[c * rows + r] } }
+            #expect(split == whole, "rows split at 3, f16=\(isF16)")
+        }
+    }
+
     /// Block size 16 exercises the 8-positions-at-a-time scoring, 4 the one-position path. Three cuts of
     /// the same work into tiles (every token and head alone; each run of a sequence's tokens with whole
     /// KV-head groups; uneven runs and single heads) give the same bits at each level, AVX2 and AVX-512
