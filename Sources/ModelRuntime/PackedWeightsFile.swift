@@ -86,7 +86,12 @@ enum PackedWeightsFile {
     private static func stamp(of path: String) -> Stamp? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return Stamp(size: Int(info.st_size), modified: Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec))
+        #if os(Linux)
+        let modified = info.st_mtim
+        #else
+        let modified = info.st_mtimespec
+        #endif
+        return Stamp(size: Int(info.st_size), modified: Int(modified.tv_sec) * 1_000_000_000 + Int(modified.tv_nsec))
     }
 
     private static func matches(_ file: GGUFFile, stamp: Stamp, matrices: [WeightMatrix]) -> Bool {
