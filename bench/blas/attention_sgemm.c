@@ -117,8 +117,43 @@ static int cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+enum { MAX_ROUNDS = 64 };
+
+/// Runs a and b `reps` times each, alternating, for `rounds` rounds; the median seconds per call of each.
+static void alternate(int rounds, int reps, void (*a)(void *), void (*b)(void *), void *context, double *ma, double *mb) {
+    double ta[MAX_ROUNDS], tb[MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++) {
+        double t = now();
+        for (int k = 0; k < reps; k++) a(context);
+        ta[r] = (now() - t) / reps;
+        t = now();
+        for (int k = 0; k < reps; k++) b(context);
+        tb[r] = (now() - t) / reps;
+    }
+    qsort(ta, rounds, sizeof(double), cmp);
+    qsort(tb, rounds, sizeof(double), cmp);
+    *ma = ta[rounds / 2];
+    *mb = tb[rounds / 2];
+}
+
+static void tiled_job(void *sh) { run_tiled(sh); }
+static void blas_job(void *sh) { run_blas(sh); }
+
+/// f32 weights W [ROWS, K] times `cols` activation rows, as LlamaModel's matmul would call either.
+enum { ROWS = 1536, K = 576 };
+typedef struct { const float *w, *x; float *y_tally, *y_blas; int cols; } f32_product;
+static void tally_f32_job(void *c) {
+    f32_product *p = c;
+    tally_gemm_f32(p->w, 0, K, 0, ROWS, p->x, p->cols, p->y_tally, ROWS);
+}
+static void blas_f32_job(void *c) {
+    f32_product *p = c;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->cols, ROWS, K, 1.0f, p->x, K, p->w, K, 0.0f, p->y_blas, ROWS);
+}
+
 int main(int argc, char **argv) {
-    const int rounds = argc > 1 ? atoi(argv[1]) : 9;
+    int rounds = argc > 1 ? atoi(argv[1]) : 9;
+    if (rounds < 1 || rounds > MAX_ROUNDS) rounds = 9;
     openblas_set_num_threads(1);
     printf("OpenBLAS %s, core %s, 1 thread; median of %d alternating rounds\n", openblas_get_config(), openblas_get_corename(), rounds);
     shape shapes[] = {
@@ -134,50 +169,26 @@ int main(int argc, char **argv) {
         run_blas(sh);
         float worst = 0.0f;
         for (int j = 0; j < sh->tokens * QW; j++) worst = fmaxf(worst, fabsf(sh->out_tiled[j] - sh->out_blas[j]));
-        const int reps = sh->tokens > 100 ? 3 : 200;
-        double tt[64], tb[64];
-        for (int r = 0; r < rounds && r < 64; r++) {
-            double t = now();
-            for (int k = 0; k < reps; k++) run_tiled(sh);
-            tt[r] = (now() - t) / reps;
-            t = now();
-            for (int k = 0; k < reps; k++) run_blas(sh);
-            tb[r] = (now() - t) / reps;
-        }
-        qsort(tt, rounds, sizeof(double), cmp);
-        qsort(tb, rounds, sizeof(double), cmp);
-        const double mt = tt[rounds / 2], mb = tb[rounds / 2];
+        double mt, mb;
+        alternate(rounds, sh->tokens > 100 ? 3 : 200, tiled_job, blas_job, sh, &mt, &mb);
         printf("%-31s tiled %8.1f us   sgemm %8.1f us   sgemm/tiled time %.2fx   max |diff| %.2g\n",
                sh->name, mt * 1e6, mb * 1e6, mb / mt, worst);
     }
-    // f32 weights (a model whose matrices are F32): SmolLM2's ffn_up shape, 1536 rows x 576, times `cols`
-    // activation rows, as LlamaModel's matmul would call either.
-    enum { ROWS = 1536, K = 576 };
+    // f32 weights (a model whose matrices are F32): SmolLM2's ffn_up shape.
     unsigned seed = 7;
     float *w = malloc(sizeof(float) * ROWS * K), *x = malloc(sizeof(float) * 512 * K);
-    float *y1 = malloc(sizeof(float) * 512 * ROWS), *y2 = malloc(sizeof(float) * 512 * ROWS);
     for (int i = 0; i < ROWS * K; i++) w[i] = frand(&seed);
     for (int i = 0; i < 512 * K; i++) x[i] = frand(&seed);
+    f32_product p = { w, x, malloc(sizeof(float) * 512 * ROWS), malloc(sizeof(float) * 512 * ROWS), 0 };
     const int colss[] = { 1, 4, 16, 64, 512 };
     for (size_t ci = 0; ci < sizeof colss / sizeof colss[0]; ci++) {
-        const int cols = colss[ci], reps = cols >= 64 ? 4 : 100;
-        double tt[64], tb[64];
-        for (int r = 0; r < rounds && r < 64; r++) {
-            double t = now();
-            for (int k = 0; k < reps; k++) tally_gemm_f32(w, 0, K, 0, ROWS, x, cols, y1, ROWS);
-            tt[r] = (now() - t) / reps;
-            t = now();
-            for (int k = 0; k < reps; k++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cols, ROWS, K, 1.0f, x, K, w, K, 0.0f, y2, ROWS);
-            tb[r] = (now() - t) / reps;
-        }
+        p.cols = colss[ci];
+        double mt, mb;
+        alternate(rounds, p.cols >= 64 ? 4 : 100, tally_f32_job, blas_f32_job, &p, &mt, &mb);
         float worst = 0.0f;
-        for (int j = 0; j < cols * ROWS; j++) worst = fmaxf(worst, fabsf(y1[j] - y2[j]));
-        qsort(tt, rounds, sizeof(double), cmp);
-        qsort(tb, rounds, sizeof(double), cmp);
-        const double mt = tt[rounds / 2], mb = tb[rounds / 2];
+        for (int j = 0; j < p.cols * ROWS; j++) worst = fmaxf(worst, fabsf(p.y_tally[j] - p.y_blas[j]));
         printf("f32 weights 1536x576, %3d cols    tally %8.1f us   sgemm %8.1f us   sgemm/tally time %.2fx   max |diff| %.2g\n",
-               cols, mt * 1e6, mb * 1e6, mb / mt, worst);
+               p.cols, mt * 1e6, mb * 1e6, mb / mt, worst);
     }
     return 0;
 }
