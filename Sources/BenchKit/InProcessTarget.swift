@@ -83,7 +83,7 @@ package struct LoadedModel: Sendable {
     package var shape: ModelShape
     package var name: String
 
-    package init(path: String, threads: Int, kvBlocks: Int? = nil, kvMemoryMiB: Int = 512, kvType: KVType = .f32, maxBatchTokens: Int = 512,
+    package init(path: String, threads: Int, kvBlocks: Int? = nil, kvMemoryMiB: Int = 512, kvType: KVType = .default, maxBatchTokens: Int = 512,
                  maxSeqs: Int = 16, prefixCaching: Bool = true) throws {
         let llama = try LlamaModel(path: path, threads: threads)
         tokenizer = try Tokenizer(metadata: llama.file.metadata)

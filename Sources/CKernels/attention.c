@@ -77,6 +77,14 @@ static void f16_row_f16c(const float *x, uint16_t *y, int n) {
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     for (; i < n; i++) y[i] = tally_f32_to_f16(x[i]);
 }
+
+__attribute__((target("avx2,fma,f16c")))
+static void f16_round_f16c(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    for (; i < n; i++) x[i] = tally_f16_to_f32(tally_f32_to_f16(x[i]));
+}
 #endif
 
 void tally_attention(const tally_attention_args *a, const tally_attention_tile *tiles, int begin, int end, float *scratch) {
@@ -94,4 +102,11 @@ void tally_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     if (tally_isa_current() >= TALLY_ISA_AVX2) { f16_row_f16c(x, y, n); return; }
 #endif
     for (int i = 0; i < n; i++) y[i] = tally_f32_to_f16(x[i]);
+}
+
+void tally_f16_round_row(float *x, int n) {
+#if defined(__x86_64__)
+    if (tally_isa_current() >= TALLY_ISA_AVX2) { f16_round_f16c(x, n); return; }
+#endif
+    for (int i = 0; i < n; i++) x[i] = tally_f16_to_f32(tally_f32_to_f16(x[i]));
 }

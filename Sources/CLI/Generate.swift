@@ -20,6 +20,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed of the sampler's random numbers.") var seed: UInt64?
     @Option(help: "Compute threads (default: the number of cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
+    @Option(help: "KV cache values: f16 (llama.cpp's type) or f32.") var kvType: KVType = .default
     @Flag(help: "Print one JSON object instead of streaming text.") var json = false
 
     func run() throws {
@@ -40,6 +41,7 @@ struct Generate: ParsableCommand {
         params.sampling.seed = seed
         params.stopTokenIDs = tokenizer.endOfGenerationIDs
         params.ignoreEOS = ignoreEOS
+        params.kvType = kvType
         try params.sampling.validate()
 
         var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)

@@ -20,7 +20,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Compute threads (default: the number of cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "KV cache blocks of 16 positions (overrides --kv-memory).") var kvBlocks: Int?
     @Option(help: "KV cache memory in MiB.") var kvMemory = 512
-    @Option(help: "KV cache values: f32 (greedy output follows llama.cpp's) or f16 (half the memory per position).") var kvType: KVType = .f32
+    @Option(help: "KV cache values: f16 (llama.cpp's type) or f32 (twice the memory per position).") var kvType: KVType = .default
     @Option(help: "Most tokens per engine step.") var maxBatchTokens = 512
     @Option(help: "Most requests running at once.") var maxSeqs = 16
     @Option(help: "Most requests waiting; more get 429.") var maxQueue = 256

@@ -13,6 +13,7 @@ package struct GenerationParams: Sendable {
     package var ignoreEOS = false
     /// Prompt tokens per prefill step.
     package var prefillChunk = 512
+    package var kvType = KVType.default
 
     package init() {}
 }
@@ -50,7 +51,7 @@ package struct Generator {
         config.maxBatchTokens = params.prefillChunk
         config.maxSeqs = 1
         config.prefixCaching = false
-        let core = EngineCore(config: config, runner: LlamaRunner(model: model, blockCount: blocks, blockSize: blockSize))
+        let core = EngineCore(config: config, runner: LlamaRunner(model: model, blockCount: blocks, blockSize: blockSize, kvType: params.kvType))
 
         let heard = Heard()
         var request = EngineRequest(id: "generate", promptTokens: prompt, sampling: params.sampling, maxTokens: maxTokens,

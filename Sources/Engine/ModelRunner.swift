@@ -27,7 +27,7 @@ package final class LlamaRunner: ModelRunner {
     package let model: LlamaModel
     package let kv: KVStore
 
-    package init(model: LlamaModel, blockCount: Int, blockSize: Int, kvType: KVType = .f32) {
+    package init(model: LlamaModel, blockCount: Int, blockSize: Int, kvType: KVType = .default) {
         self.model = model
         kv = KVStore(config: model.config, blockCount: blockCount, blockSize: blockSize, type: kvType)
     }

@@ -6,12 +6,14 @@ import CKernels
 
 package typealias BlockID = Int32
 
-/// How the KV store holds values. f32 is the default: its greedy outputs equal llama.cpp's on the reference
-/// prompts. f16 (llama.cpp's own KV type) halves the memory and the bytes attention reads; on this small
-/// model its rounding moves logits by up to a few tenths, so greedy text can part from f32's where the top
-/// two tokens are that close.
+/// How the KV store holds values. f16 is the default, as in llama.cpp: half the memory and half the bytes
+/// attention reads of f32. Queries meeting an f16 cache are rounded to f16 too (`roundQueries`), as
+/// llama.cpp's one-token attention does; with that, greedy outputs equal llama.cpp's on the reference
+/// prompts in either type. On this small model f16's rounding moves logits by up to a few tenths, so greedy
+/// text can part from f32's where the top two tokens are that close.
 package enum KVType: String, Sendable, CaseIterable {
     case f32, f16
+    package static let `default` = KVType.f16
     package var bytesPerValue: Int { self == .f32 ? 4 : 2 }
 }
 
@@ -26,7 +28,7 @@ package final class KVStore: @unchecked Sendable {
     /// Per layer: values, same shape.
     let values: [UnsafeMutableRawPointer]
 
-    package init(config: ModelConfig, blockCount: Int, blockSize: Int = 16, type: KVType = .f32) {
+    package init(config: ModelConfig, blockCount: Int, blockSize: Int = 16, type: KVType = .default) {
         layerCount = config.layerCount
         self.blockCount = blockCount
         self.blockSize = blockSize
@@ -44,7 +46,7 @@ package final class KVStore: @unchecked Sendable {
     }
 
     /// Bytes for `blocks` blocks of a model (keys and values).
-    package static func bytes(config: ModelConfig, blocks: Int, blockSize: Int = 16, type: KVType = .f32) -> Int {
+    package static func bytes(config: ModelConfig, blocks: Int, blockSize: Int = 16, type: KVType = .default) -> Int {
         blocks * blockSize * config.kvWidth * config.layerCount * 2 * type.bytesPerValue
     }
 
@@ -61,6 +63,13 @@ package final class KVStore: @unchecked Sendable {
         for cache in keys + values {
             (cache + Int(destination) * blockBytes).copyMemory(from: cache + Int(source) * blockBytes, byteCount: slots * rowBytes)
         }
+    }
+
+    /// With an f16 cache, rounds `count` query values to f16 in place: each q·k product is then one of two
+    /// f16 values, exact in f32, as in llama.cpp's attention over an f16 cache. An f32 cache leaves q alone.
+    @inline(__always)
+    func roundQueries(_ q: UnsafeMutablePointer<Float>, count: Int) {
+        if type == .f16 { tally_f16_round_row(q, Int32(count)) }
     }
 
     /// Stores `count` values from `source` at value `offset` of `row` in one layer's keys or values.

@@ -83,6 +83,7 @@ package final class LlamaModel: @unchecked Sendable {
                 for t in 0..<n {
                     let cs = w.rope + t * rd
                     tally_rope_apply(w.q + t * c.queryWidth, Int32(qs.lowerBound), Int32(qs.upperBound), Int32(c.headDim), Int32(rd), cs)
+                    kv.roundQueries(w.q + t * c.queryWidth + qs.lowerBound, count: qs.count)
                     tally_rope_apply(w.k + t * c.kvWidth, Int32(ks.lowerBound), Int32(ks.upperBound), Int32(c.headDim), Int32(rd), cs)
                     kv.store(w.k + t * c.kvWidth + ks.lowerBound, into: keys, row: kvRows[t], offset: ks.lowerBound, count: ks.count)
                     kv.store(w.v + t * c.kvWidth + vs.lowerBound, into: values, row: kvRows[t], offset: vs.lowerBound, count: vs.count)

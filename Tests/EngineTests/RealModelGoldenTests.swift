@@ -1,5 +1,6 @@
 // Greedy outputs of the real SmolLM2-135M-Instruct Q8_0 against llama.cpp's (shared/reference/smollm2-135m.md).
-// Skipped, with a message, when the model has not been pulled; CI pulls it first.
+// Skipped, with a message, when the model has not been pulled; CI pulls it first. Both KV types must
+// match: f16 is the default (llama.cpp's type), f32 the exact one.
 
 import Engine
 import GGUF
@@ -22,8 +23,9 @@ import Tokenization
         return Loaded(model: model, tokenizer: try Tokenizer(metadata: model.file.metadata))
     }
 
-    func greedy(_ loaded: Loaded, _ prompt: [TokenID], maxTokens: Int, ignoreEOS: Bool) throws -> GenerationResult {
+    func greedy(_ loaded: Loaded, _ prompt: [TokenID], maxTokens: Int, ignoreEOS: Bool, kvType: KVType) throws -> GenerationResult {
         var params = GenerationParams()
+        params.kvType = kvType
         params.maxTokens = maxTokens
         params.sampling.temperature = 0
         params.stopTokenIDs = loaded.tokenizer.endOfGenerationIDs
@@ -31,30 +33,30 @@ import Tokenization
         return try Generator(model: loaded.model).generate(prompt: prompt, params: params)
     }
 
-    @Test func capitalOfFranceStopsAtEOSAfter30Tokens() throws {
+    @Test(arguments: KVType.allCases) func capitalOfFranceStopsAtEOSAfter30Tokens(kvType: KVType) throws {
         guard let loaded = try Self.load() else { return }
         let prompt = loaded.tokenizer.encode("The capital of France is")
         #expect(prompt == [504, 3575, 282, 4649, 314])
-        let result = try greedy(loaded, prompt, maxTokens: 32, ignoreEOS: false)
+        let result = try greedy(loaded, prompt, maxTokens: 32, ignoreEOS: false, kvType: kvType)
         #expect(result.generatedTokens == Self.capitalIDs)
         #expect(result.finishReason == .stop)
         #expect(loaded.tokenizer.decode(Array(result.generatedTokens.dropLast()), renderSpecial: false) == " Paris.\n\nThe answer is: 2018-01-22 12:12:53.")
     }
 
-    @Test func capitalOfFranceWithEOSIgnoredGives32Tokens() throws {
+    @Test(arguments: KVType.allCases) func capitalOfFranceWithEOSIgnoredGives32Tokens(kvType: KVType) throws {
         guard let loaded = try Self.load() else { return }
-        let result = try greedy(loaded, [504, 3575, 282, 4649, 314], maxTokens: 32, ignoreEOS: true)
+        let result = try greedy(loaded, [504, 3575, 282, 4649, 314], maxTokens: 32, ignoreEOS: true, kvType: kvType)
         #expect(result.generatedTokens == Array(Self.capitalIDs.dropLast()) + [198, 198, 504])
         #expect(result.finishReason == .length)
     }
 
-    @Test func chatReferenceThroughTheChatTemplate() throws {
+    @Test(arguments: KVType.allCases) func chatReferenceThroughTheChatTemplate(kvType: KVType) throws {
         guard let loaded = try Self.load() else { return }
         let template = ChatTemplate(detecting: try loaded.model.file.metadata.string(GGUFKey.chatTemplate))
         let text = template.render([ChatMessage(role: "user", content: "What is the capital of France?")], addGenerationPrompt: true)
         let prompt = loaded.tokenizer.encode(text)
         #expect(prompt.count == 37)
-        let result = try greedy(loaded, prompt, maxTokens: 32, ignoreEOS: false)
+        let result = try greedy(loaded, prompt, maxTokens: 32, ignoreEOS: false, kvType: kvType)
         #expect(result.finishReason == .length)
         #expect(result.generatedTokens.count == 32)
         #expect(loaded.tokenizer.decode(result.generatedTokens, renderSpecial: false)

@@ -316,6 +316,21 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
+    /// Rounding queries to f16 in place (for attention over an f16 cache): every ISA gives the nearest f16
+    /// value as a float, the portable rounding's, on the same awkward values and a tail.
+    @Test func f16RoundingInPlaceGivesTheNearestHalf() {
+        var rng = TestRNG(state: 11)
+        var x = rng.floats(203).map { $0 * 300 } + rng.floats(13).map { $0 * 1e-6 }
+        x += [0, -0.0, 65504, 65520, 1e-8, 5.96e-8, 1 + 1.0 / 2048, 1 + 3.0 / 2048, -(1 + 1.0 / 2048)]
+        let want = x.map { Float(Float16($0)).bitPattern }
+        #expect(want != x.map(\.bitPattern))
+        forEachISA { level in
+            var y = x
+            tally_f16_round_row(&y, Int32(y.count))
+            #expect(y.map(\.bitPattern) == want, "\(level.name)")
+        }
+    }
+
     /// The vector exp behind softmax and SwiGLU, against Double exp: within 2.5e-7 relative (about 2 ulp)
     /// over the whole float range softmax and SiLU use, (almost) 0 below the underflow, exact at 0; an odd
     /// length for the tail.

@@ -117,6 +117,8 @@ void tally_attention_scalar(const tally_attention_args *a, const tally_attention
 
 /// y[i] = f16(x[i]), rounding to nearest even (F16C where the CPU has it; the same bits either way).
 void tally_f32_to_f16_row(const float *x, uint16_t *y, int n);
+/// x[i] = f32(f16(x[i])) in place: the nearest f16 value, as a float.
+void tally_f16_round_row(float *x, int n);
 
 // ---- The compute pool ------------------------------------------------------------------------------
 // Persistent worker threads that spin briefly on a generation counter, then park on a condition
