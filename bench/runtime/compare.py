@@ -7,7 +7,7 @@ count, plus tally's peak resident memory against the model file plus its KV cach
 
 llama-bench's tg128 generates from an empty context, so tally's tg is taken the same way (a 1-token
 prompt, then 128 tokens); "tg@512" is tally's decode after the 512-token prompt (its attention reads
-512-640 positions per token, about 27 MB of KV), printed for reference, and the RSS comes from that run.
+512-640 positions per token, about 14 MB of f16 KV, 27 MB in f32), printed for reference, and the RSS comes from that run.
 
     python3 bench/runtime/compare.py --llama-bench /path/to/llama-bench [--rounds 3] [--threads 1,2]
 
@@ -19,12 +19,12 @@ import argparse, json, os, re, statistics, subprocess, sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def tally_run(tally, model, threads, prompt_tokens, gen_tokens):
+def tally_run(tally, model, threads, prompt_tokens, gen_tokens, kv_type):
     """One `tally generate` run: prefill of prompt_tokens, then gen_tokens of decode. Returns (pp, tg, rss_kb)."""
     # A prompt of exactly prompt_tokens tokens: " x" is one token in SmolLM2's vocabulary.
     prompt = "x" + " x" * (prompt_tokens - 1)
     cmd = ["/usr/bin/time", "-f", "RSS %M", tally, "generate", "--model", model, "--prompt", prompt,
-           "--max-tokens", str(gen_tokens), "--ignore-eos", "--threads", str(threads), "--json"]
+           "--max-tokens", str(gen_tokens), "--ignore-eos", "--threads", str(threads), "--kv-type", kv_type, "--json"]
     p = subprocess.run(cmd, capture_output=True, text=True, check=True)
     out = json.loads(p.stdout)
     assert len(out["prompt_ids"]) == prompt_tokens, len(out["prompt_ids"])
@@ -52,14 +52,15 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--kv-type", default="f16", choices=["f16", "f32"], help="tally's KV cache values (llama-bench's are f16)")
     a = ap.parse_args()
 
     results = {}
     for threads in [int(t) for t in a.threads.split(",")]:
         t_pp, t_tg, t_tg_long, t_rss, l_pp, l_tg = [], [], [], [], [], []
         for _ in range(a.rounds):
-            pp, tg_long, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen)
-            _, tg, _ = tally_run(a.tally, a.model, threads, 1, a.gen)
+            pp, tg_long, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen, a.kv_type)
+            _, tg, _ = tally_run(a.tally, a.model, threads, 1, a.gen, a.kv_type)
             t_pp.append(pp); t_tg.append(tg); t_tg_long.append(tg_long); t_rss.append(rss)
             if a.llama_bench:
                 pp, tg = llama_run(a.llama_bench, a.model, threads, a.prompt, a.gen)
@@ -71,9 +72,9 @@ def main():
         results[threads] = r
 
     model_mb = os.path.getsize(a.model) / 2**20
-    # tally generate allocates KV for prompt + gen tokens only: 30 layers x 2 x 192 floats x 4 bytes per token.
-    kv_mb = (a.prompt + a.gen + 15) // 16 * 16 * 30 * 2 * 192 * 4 / 2**20
-    print(f"model {os.path.basename(a.model)} ({model_mb:.1f} MiB), pp{a.prompt} / tg{a.gen}, {a.rounds} alternating rounds, medians")
+    # tally generate allocates KV for prompt + gen tokens only: 30 layers x 2 x 192 values per token.
+    kv_mb = (a.prompt + a.gen + 15) // 16 * 16 * 30 * 2 * 192 * (2 if a.kv_type == "f16" else 4) / 2**20
+    print(f"model {os.path.basename(a.model)} ({model_mb:.1f} MiB), pp{a.prompt} / tg{a.gen}, tally KV {a.kv_type}, {a.rounds} alternating rounds, medians")
     print(f"{'threads':>7} {'tally pp':>9} {'llama pp':>9} {'ratio':>6} {'tally tg':>9} {'llama tg':>9} {'ratio':>6} {'tg@' + str(a.prompt):>9} {'tally RSS MiB':>14}")
     for threads, r in results.items():
         lp, lt = r.get("llama_pp"), r.get("llama_tg")
