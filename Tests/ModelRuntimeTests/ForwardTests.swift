@@ -134,9 +134,10 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         #expect(one == three)
     }
 
-    /// An f16 KV store rounds every cached key and value (relative error up to 2^-11): the logits stay
-    /// close to the f32 store's, within the numpy goldens' tolerance (with Q8_0, a small change flips some
-    /// activation int8s and cascades, see make_tiny_models.py), and differ from them (it is really f16).
+    /// An f16 KV store rounds every cached key and value, and the queries that meet them (relative error up
+    /// to 2^-11): the logits stay close to the f32 store's, within the numpy goldens' tolerance (with Q8_0, a
+    /// small change flips some activation int8s and cascades, see make_tiny_models.py), and differ from them
+    /// (it is really f16).
     @Test(arguments: ["f32", "q8_0"])
     func anF16StoreStaysCloseToF32(kind: String) throws {
         let tolerance: Float = kind == "f32" ? 1e-3 : 4e-2
