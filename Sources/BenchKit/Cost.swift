@@ -3,7 +3,7 @@
 //
 //   local  = machine $/hour x the run's wall time / total tokens x 1M   (the machine is paid for busy or idle)
 //   GPU    = sum over completed requests of CostModel.gpuSeconds x GPU $/hour / total tokens x 1M
-//   API    = CostModel.apiCostNanoUSD on the run's token totals (cached prompt tokens at cached rates)
+//   API    = CostModel.apiCosts on the run's token totals (cached prompt tokens at cached rates)
 //            / total tokens x 1M, standard and batch tier
 //
 // total tokens = prompt + output tokens of completed requests.
@@ -36,17 +36,11 @@ package struct CostInputs: Sendable {
 }
 
 package struct CostPerMillion: Sendable, Equatable, Codable {
-    package struct API: Sendable, Equatable, Codable {
-        package var model: String
-        package var standardNanoUSD: Int64
-        package var batchNanoUSD: Int64
-    }
-
     package var machine: String
     package var localNanoUSD: Int64
     package var gpu: String
     package var gpuNanoUSD: Int64
-    package var apis: [API]
+    package var apis: [APITierCosts]
     package var priceTable: String
     package var shapeSource: String
 
@@ -68,11 +62,7 @@ package struct CostPerMillion: Sendable, Equatable, Codable {
         localNanoUSD = perMillion(CostModel.machineCostNanoUSD(wallMicros: wallMicros, machine: inputs.machine))
         gpu = inputs.gpu.name
         gpuNanoUSD = perMillion(Int64((gpuSeconds * Double(inputs.gpu.hourlyNanoUSD) / 3600).rounded()))
-        apis = inputs.prices.models.map { price in
-            API(model: price.label,
-                standardNanoUSD: perMillion(CostModel.apiCostNanoUSD(totals, price: price, tier: .standard)),
-                batchNanoUSD: perMillion(CostModel.apiCostNanoUSD(totals, price: price, tier: .batch)))
-        }
+        apis = CostModel.apiCosts(CostModel.BilledTokens(totals), prices: inputs.prices).map { $0.map(perMillion) }
         priceTable = "\(inputs.prices.name) (\(inputs.prices.asOf))"
         shapeSource = inputs.shapeSource
     }

@@ -144,24 +144,41 @@ package enum CostModel {
 
     /// Every cost of one request; what the server puts in the response's `usage.cost`.
     package struct RequestCost: Sendable, Equatable, Codable {
-        package struct API: Sendable, Equatable, Codable {
-            package var model: String
-            package var standardNanoUSD: Int64
-            package var batchNanoUSD: Int64
-        }
         package var localNanoUSD: Int64
         package var gpuNanoUSD: Int64
-        package var apis: [API]
+        package var apis: [APITierCosts]
+    }
+
+    /// What every API of `prices` charges for `tokens`, standard and batch tier.
+    package static func apiCosts(_ tokens: BilledTokens, prices: PriceTable) -> [APITierCosts] {
+        prices.models.map {
+            APITierCosts(model: $0.label, standardNanoUSD: apiCostNanoUSD(tokens, price: $0, tier: .standard),
+                         batchNanoUSD: apiCostNanoUSD(tokens, price: $0, tier: .batch))
+        }
     }
 
     package static func cost(of record: UsageRecord, machine: MachineProfile, gpu: GPUProfile, prices: PriceTable) -> RequestCost {
-        let tokens = BilledTokens(record)
-        return RequestCost(
-            localNanoUSD: localCostNanoUSD(record, machine: machine), gpuNanoUSD: gpuCostNanoUSD(record, gpu: gpu),
-            apis: prices.models.map {
-                .init(model: $0.label, standardNanoUSD: apiCostNanoUSD(tokens, price: $0, tier: .standard),
-                      batchNanoUSD: apiCostNanoUSD(tokens, price: $0, tier: .batch))
-            })
+        RequestCost(localNanoUSD: localCostNanoUSD(record, machine: machine), gpuNanoUSD: gpuCostNanoUSD(record, gpu: gpu),
+                    apis: apiCosts(BilledTokens(record), prices: prices))
+    }
+}
+
+/// One API's price for some tokens in its standard and batch tiers, in nano-USD.
+package struct APITierCosts: Sendable, Equatable, Codable {
+    /// The price table's label, "provider/model".
+    package var model: String
+    package var standardNanoUSD: Int64
+    package var batchNanoUSD: Int64
+
+    package init(model: String, standardNanoUSD: Int64, batchNanoUSD: Int64) {
+        self.model = model
+        self.standardNanoUSD = standardNanoUSD
+        self.batchNanoUSD = batchNanoUSD
+    }
+
+    /// Both tiers through `transform` (per 1M tokens, scaled, ...).
+    package func map(_ transform: (Int64) -> Int64) -> APITierCosts {
+        APITierCosts(model: model, standardNanoUSD: transform(standardNanoUSD), batchNanoUSD: transform(batchNanoUSD))
     }
 }
 

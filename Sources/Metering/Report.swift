@@ -90,11 +90,6 @@ package struct BreakEven: Sendable, Equatable, Codable {
 
 /// The recorded volume scaled by `factor` over the same window.
 package struct WhatIf: Sendable, Equatable, Codable {
-    package struct APICost: Sendable, Equatable, Codable {
-        package var model: String
-        package var standardNanoUSD: Int64
-        package var batchNanoUSD: Int64
-    }
     package var factor: Int
     package var requests: Int
     package var tokens: Int
@@ -104,7 +99,7 @@ package struct WhatIf: Sendable, Equatable, Codable {
     /// The machines' bill for the window, idle included.
     package var localNanoUSD: Int64
     package var gpuNanoUSD: Int64
-    package var apis: [APICost]
+    package var apis: [APITierCosts]
 }
 
 /// One spend limit of one tenant in the period containing the report's generation time.
@@ -246,8 +241,8 @@ package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by
             utilization: rounded(Double(scaledBusy) / (Double(window) * Double(machines))),
             localNanoUSD: machineCost * Int64(machines), gpuNanoUSD: total.gpu.totalNanoUSD * Int64(factor),
             apis: total.apis.map {
-                .init(model: $0.model, standardNanoUSD: $0.standard.totalNanoUSD * Int64(factor),
-                      batchNanoUSD: $0.batch.totalNanoUSD * Int64(factor))
+                APITierCosts(model: $0.model, standardNanoUSD: $0.standard.totalNanoUSD, batchNanoUSD: $0.batch.totalNanoUSD)
+                    .map { $0 * Int64(factor) }
             })
     }
 
