@@ -241,8 +241,8 @@ package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by
             utilization: rounded(Double(scaledBusy) / (Double(window) * Double(machines))),
             localNanoUSD: machineCost * Int64(machines), gpuNanoUSD: total.gpu.totalNanoUSD * Int64(factor),
             apis: total.apis.map {
-                APITierCosts(model: $0.model, standardNanoUSD: $0.standard.totalNanoUSD, batchNanoUSD: $0.batch.totalNanoUSD)
-                    .map { $0 * Int64(factor) }
+                APITierCosts(model: $0.model, standardNanoUSD: $0.standard.totalNanoUSD * Int64(factor),
+                             batchNanoUSD: $0.batch.totalNanoUSD * Int64(factor))
             })
     }
 
