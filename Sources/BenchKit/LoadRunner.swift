@@ -1,6 +1,7 @@
 // Runs one load level against a target: a closed loop of N clients, or Poisson arrivals at a rate, always
 // stopped by the request count and the time bound, whichever comes first.
 
+import Engine
 import Foundation
 import Sampling
 import Synchronization
@@ -54,7 +55,7 @@ package enum LoadRunner {
         let limit = Duration.milliseconds(Int64(plan.timeLimitSeconds * 1000))
 
         let sendOne: @Sendable (Int) async -> Void = { index in
-            let sentAt = micros(ContinuousClock.now - start)
+            let sentAt = (ContinuousClock.now - start).inMicros
             var outcome = await target.send(prompts[index % prompts.count], maxTokens: plan.maxTokens, ignoreEOS: plan.ignoreEOS)
             outcome.startMicros = sentAt
             let done = state.mutex.withLock { state in
@@ -118,7 +119,7 @@ package enum LoadRunner {
         }
 
         let final = state.mutex.withLock { $0 }
-        let wall = hitLimit ? micros(limit) : max(final.lastEnd, 1)
+        let wall = hitLimit ? limit.inMicros : max(final.lastEnd, 1)
         let outcomes = final.outcomes.compactMap { $0 }
         return RunRecord(plan: plan, outcomes: outcomes, wallMicros: wall, hitTimeLimit: hitLimit)
     }

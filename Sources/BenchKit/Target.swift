@@ -2,6 +2,7 @@
 // the client's side. Two kinds: an OpenAI-compatible server over HTTP (HTTPTarget) or the engine in this
 // process (InProcessTarget), which leaves HTTP and JSON out of the figures.
 
+import Engine
 import Foundation
 
 package protocol BenchTarget: Sendable {
@@ -50,7 +51,7 @@ struct RequestTimer {
     private(set) var gaps: [Int64] = []
     private(set) var chunks = 0
 
-    func elapsed() -> Int64 { micros(ContinuousClock.now - start) }
+    func elapsed() -> Int64 { (ContinuousClock.now - start).inMicros }
 
     mutating func chunk() {
         let now = elapsed()
@@ -58,8 +59,4 @@ struct RequestTimer {
         lastChunk = now
         chunks += 1
     }
-}
-
-func micros(_ duration: Duration) -> Int64 {
-    duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
 }

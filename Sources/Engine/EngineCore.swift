@@ -96,8 +96,7 @@ package final class EngineCore {
         guard !request.promptTokens.isEmpty else { throw .emptyPrompt }
         guard request.promptTokens.count <= promptLimit else { throw .promptTooLong(tokens: request.promptTokens.count, limit: promptLimit) }
         // The request may have waited in the Engine's inbox: its queue time counts from its arrival.
-        let waited = ContinuousClock.now - request.arrival
-        let waitedMicros = waited.components.seconds * 1_000_000 + waited.components.attoseconds / 1_000_000_000_000
+        let waitedMicros = (ContinuousClock.now - request.arrival).inMicros
         waiting.append(Sequence(request: request, continuation: continuation, arrivalMicros: clock.nowMicros() - max(0, waitedMicros)))
     }
 

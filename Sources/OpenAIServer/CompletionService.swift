@@ -432,8 +432,3 @@ struct CompletionService: Sendable {
         ])
     }
 }
-
-extension Duration {
-    var inMicros: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
-    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}
