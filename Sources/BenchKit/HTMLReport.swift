@@ -2,22 +2,23 @@
 // output throughput against load level, and the end-to-end latency distribution of each run.
 
 import Foundation
+import Metering
 
 extension BenchReport {
     package func html() -> String {
         """
         <!doctype html>
-        <html><head><meta charset="utf-8"><title>tally bench: \(escape(workload))</title>
+        <html><head><meta charset="utf-8"><title>tally bench: \(htmlEscape(workload))</title>
         <style>body{font-family:sans-serif;margin:2em;max-width:60em}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
         svg{background:#fff;border:1px solid #ddd;margin:1em 0}</style></head><body>
-        <h1>tally bench: \(escape(workload))</h1>
-        <p>Target \(escape(target)), started \(escape(startedAt)).</p>
+        <h1>tally bench: \(htmlEscape(workload))</h1>
+        <p>Target \(htmlEscape(target)), started \(htmlEscape(startedAt)).</p>
         <h2>Output throughput by load level</h2>
         \(throughputChart())
         <h2>End-to-end latency distribution</h2>
         \(latencyChart())
         <h2>Results</h2>
-        <pre>\(escape(table()))</pre>
+        <pre>\(htmlEscape(table()))</pre>
         </body></html>
         """
     }
@@ -38,7 +39,7 @@ extension BenchReport {
             let y = height - bottom - barHeight
             svg += "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(slot * 0.6))\" height=\"\(f(barHeight))\" fill=\"#1f77b4\"/>"
             svg += "<text x=\"\(f(x + slot * 0.3))\" y=\"\(f(y - 4))\" font-size=\"11\" text-anchor=\"middle\">\(String(format: "%.1f", run.outputTokensPerSecond))</text>"
-            svg += "<text x=\"\(f(x + slot * 0.3))\" y=\"\(f(height - bottom + 16))\" font-size=\"12\" text-anchor=\"middle\">\(escape(run.levelLabel))</text>"
+            svg += "<text x=\"\(f(x + slot * 0.3))\" y=\"\(f(height - bottom + 16))\" font-size=\"12\" text-anchor=\"middle\">\(htmlEscape(run.levelLabel))</text>"
         }
         return svg + "</svg>"
     }
@@ -59,7 +60,7 @@ extension BenchReport {
                 "\(f(left + plotWidth * pair[0] / 100)),\(f(height - bottom - (scale > 0 ? plotHeight * pair[1] / scale : 0)))"
             }.joined(separator: " ")
             svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points)\"/>"
-            svg += "<text x=\"\(f(left + 10))\" y=\"\(f(top + 14 + Double(i) * 14))\" font-size=\"12\" fill=\"\(color)\">\(escape(run.levelLabel))</text>"
+            svg += "<text x=\"\(f(left + 10))\" y=\"\(f(top + 14 + Double(i) * 14))\" font-size=\"12\" fill=\"\(color)\">\(htmlEscape(run.levelLabel))</text>"
         }
         return svg + "</svg>"
     }
@@ -72,7 +73,7 @@ extension BenchReport {
             let y = height - bottom - (height - bottom - top) * Double(tick) / 4
             svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y + 4))\" font-size=\"11\" text-anchor=\"end\">\(formatNumber(value))</text>"
         }
-        svg += "<text x=\"12\" y=\"\(f(top + (height - bottom - top) / 2))\" font-size=\"12\" transform=\"rotate(-90 12 \(f(top + (height - bottom - top) / 2)))\" text-anchor=\"middle\">\(escape(unit))</text>"
+        svg += "<text x=\"12\" y=\"\(f(top + (height - bottom - top) / 2))\" font-size=\"12\" transform=\"rotate(-90 12 \(f(top + (height - bottom - top) / 2)))\" text-anchor=\"middle\">\(htmlEscape(unit))</text>"
         return svg
     }
 }
@@ -86,8 +87,3 @@ func niceCeiling(_ value: Double) -> Double {
 }
 
 private func f(_ value: Double) -> String { String(format: "%.1f", value) }
-
-private func escape(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-}

@@ -184,9 +184,9 @@ extension Report {
             <h1>tally cost report</h1>
 
             """
-        html += "<p class=\"muted\">generated \(esc(generatedAt)); window \(esc(windowStart)) .. \(esc(windowEnd)); "
-            + "prices \(esc(prices.name)) (as of \(esc(prices.asOf))); machine \(esc(machine.name)) "
-            + "\(esc(formatUSD(machine.hourlyNanoUSD)))/h; GPU \(esc(gpu.name)) \(esc(formatUSD(gpu.hourlyNanoUSD)))/h, "
+        html += "<p class=\"muted\">generated \(htmlEscape(generatedAt)); window \(htmlEscape(windowStart)) .. \(htmlEscape(windowEnd)); "
+            + "prices \(htmlEscape(prices.name)) (as of \(htmlEscape(prices.asOf))); machine \(htmlEscape(machine.name)) "
+            + "\(htmlEscape(formatUSD(machine.hourlyNanoUSD)))/h; GPU \(htmlEscape(gpu.name)) \(htmlEscape(formatUSD(gpu.hourlyNanoUSD)))/h, "
             + "mfu \(number(gpu.assumptions.mfu)), mbu \(number(gpu.assumptions.mbu)), decode batch \(gpu.assumptions.decodeBatch)</p>\n"
         html += "<h2>Cost per day</h2>\n" + lineChart(days: days.map(\.day), series: series, palette: palette)
         html += "<h2>Self-host versus each API (all requests)</h2>\n" + barChart(vsAPI, palette: palette)
@@ -204,15 +204,15 @@ extension Report {
                                formatUSD(api.standard.perMillionTokensNanoUSD), formatUSD(api.savingsVsLocalNanoUSD),
                                "\(even.breakEvenTokensPerMonth)", percent(even.breakEvenUtilization)]
                           })
-        html += "<p>Utilization \(percent(utilization.utilization)): busy \(esc(hours(utilization.busyMicros))), "
-            + "idle \(esc(hours(utilization.idleMicros))).</p>\n"
+        html += "<p>Utilization \(percent(utilization.utilization)): busy \(htmlEscape(hours(utilization.busyMicros))), "
+            + "idle \(htmlEscape(hours(utilization.idleMicros))).</p>\n"
         if !budgets.isEmpty {
             html += "<h2>Budgets this period</h2>\n"
             html += htmlTable(["tenant", "period", "basis", "spent", "limit", "resets"], budgets.map {
                 [$0.tenant, $0.period, $0.basis, formatUSD($0.spentNanoUSD), formatUSD($0.limitNanoUSD), $0.periodEnd]
             })
         }
-        for note in notes { html += "<p class=\"muted\">\(esc(note))</p>\n" }
+        for note in notes { html += "<p class=\"muted\">\(htmlEscape(note))</p>\n" }
         return html + "</body></html>\n"
     }
 }
@@ -250,14 +250,15 @@ private func csvField(_ field: String) -> String {
     return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }
 
-private func esc(_ text: String) -> String {
+/// Text made safe inside HTML elements and double-quoted attributes (`tally report --html`, `tally bench --html`).
+package func htmlEscape(_ text: String) -> String {
     text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
         .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
 }
 
 private func htmlTable(_ header: [String], _ rows: [[String]]) -> String {
-    "<table><tr>" + header.map { "<th>\(esc($0))</th>" }.joined() + "</tr>\n"
-        + rows.map { "<tr>" + $0.map { "<td>\(esc($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n") + "</table>\n"
+    "<table><tr>" + header.map { "<th>\(htmlEscape($0))</th>" }.joined() + "</tr>\n"
+        + rows.map { "<tr>" + $0.map { "<td>\(htmlEscape($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n") + "</table>\n"
 }
 
 /// Horizontal bars, one per item, labelled with the dollar value.
@@ -269,9 +270,9 @@ private func barChart(_ items: [(String, Int64)], palette: [String]) -> String {
     for (i, item) in items.enumerated() {
         let y = gap + Double(i) * (barHeight + gap)
         let length = max(0, Double(item.1) / Double(top) * (width - labelWidth - 140))
-        svg += "<text x=\"0\" y=\"\(Int(y + 13))\" font-size=\"12\">\(esc(item.0))</text>"
+        svg += "<text x=\"0\" y=\"\(Int(y + 13))\" font-size=\"12\">\(htmlEscape(item.0))</text>"
             + "<rect x=\"\(Int(labelWidth))\" y=\"\(Int(y))\" width=\"\(String(format: "%.1f", length))\" height=\"\(Int(barHeight))\" fill=\"\(palette[i % palette.count])\"/>"
-            + "<text x=\"\(String(format: "%.1f", labelWidth + length + 6))\" y=\"\(Int(y + 13))\" font-size=\"12\">\(esc(formatUSD(item.1)))</text>\n"
+            + "<text x=\"\(String(format: "%.1f", labelWidth + length + 6))\" y=\"\(Int(y + 13))\" font-size=\"12\">\(htmlEscape(formatUSD(item.1)))</text>\n"
     }
     return svg + "</svg>\n"
 }
@@ -286,10 +287,10 @@ private func lineChart(days: [String], series: [(name: String, values: [Int64])]
     var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">\n"
     svg += "<line x1=\"\(Int(left))\" y1=\"\(Int(top + plotHeight))\" x2=\"\(Int(left + plotWidth))\" y2=\"\(Int(top + plotHeight))\" stroke=\"#999\"/>"
         + "<line x1=\"\(Int(left))\" y1=\"\(Int(top))\" x2=\"\(Int(left))\" y2=\"\(Int(top + plotHeight))\" stroke=\"#999\"/>\n"
-    svg += "<text x=\"\(Int(left - 6))\" y=\"\(Int(top + 10))\" font-size=\"11\" text-anchor=\"end\">\(esc(formatUSD(maxValue)))</text>"
+    svg += "<text x=\"\(Int(left - 6))\" y=\"\(Int(top + 10))\" font-size=\"11\" text-anchor=\"end\">\(htmlEscape(formatUSD(maxValue)))</text>"
         + "<text x=\"\(Int(left - 6))\" y=\"\(Int(top + plotHeight))\" font-size=\"11\" text-anchor=\"end\">$0</text>\n"
     for (i, day) in days.enumerated() {
-        svg += "<text x=\"\(String(format: "%.1f", x(i)))\" y=\"\(Int(height - 15))\" font-size=\"11\" text-anchor=\"middle\">\(esc(day))</text>\n"
+        svg += "<text x=\"\(String(format: "%.1f", x(i)))\" y=\"\(Int(height - 15))\" font-size=\"11\" text-anchor=\"middle\">\(htmlEscape(day))</text>\n"
     }
     for (s, line) in series.enumerated() {
         let color = palette[s % palette.count]
@@ -302,7 +303,7 @@ private func lineChart(days: [String], series: [(name: String, values: [Int64])]
         }
         let legendY = top + 14 * Double(s) + 10
         svg += "<rect x=\"\(Int(width - right + 10))\" y=\"\(Int(legendY - 9))\" width=\"10\" height=\"10\" fill=\"\(color)\"/>"
-            + "<text x=\"\(Int(width - right + 25))\" y=\"\(Int(legendY))\" font-size=\"11\">\(esc(line.name))</text>\n"
+            + "<text x=\"\(Int(width - right + 25))\" y=\"\(Int(legendY))\" font-size=\"11\">\(htmlEscape(line.name))</text>\n"
     }
     return svg + "</svg>\n"
 }
