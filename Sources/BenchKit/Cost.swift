@@ -11,27 +11,23 @@
 import Foundation
 import Metering
 
-/// What a run's cost is computed from: dated profiles and prices, and the served model's shape.
+/// What a run's cost is computed from: the same dated profiles and prices a metered server uses, and the
+/// served model's shape.
 package struct CostInputs: Sendable {
-    package var machine: MachineProfile
-    package var gpu: GPUProfile
-    package var prices: PriceTable
+    package var pricing: Meter.Pricing
     package var shape: ModelShape
     /// Where the shape came from ("models/x.gguf", "the default model's shape: pass --model-file").
     package var shapeSource: String
 
-    package init(machine: MachineProfile, gpu: GPUProfile, prices: PriceTable, shape: ModelShape, shapeSource: String) {
-        self.machine = machine
-        self.gpu = gpu
-        self.prices = prices
+    package init(pricing: Meter.Pricing, shape: ModelShape, shapeSource: String) {
+        self.pricing = pricing
         self.shape = shape
         self.shapeSource = shapeSource
     }
 
     /// The shipped profiles and prices (the defaults of `tally report`).
     package static func shipped(shape: ModelShape, shapeSource: String) -> CostInputs {
-        CostInputs(machine: HardwareProfiles.shipped.defaultMachine, gpu: HardwareProfiles.shipped.defaultGPU,
-                   prices: PriceTable.shipped, shape: shape, shapeSource: shapeSource)
+        CostInputs(pricing: Meter.Pricing(), shape: shape, shapeSource: shapeSource)
     }
 }
 
@@ -45,6 +41,7 @@ package struct CostPerMillion: Sendable, Equatable, Codable {
     package var shapeSource: String
 
     init(_ completed: [RequestOutcome], wallMicros: Int64, inputs: CostInputs) {
+        let pricing = inputs.pricing
         var totals = UsageTotals()
         var gpuSeconds = 0.0
         for outcome in completed {
@@ -53,17 +50,17 @@ package struct CostPerMillion: Sendable, Equatable, Codable {
                 cachedTokens: min(outcome.cachedTokens ?? 0, outcome.promptTokens), generatedTokens: outcome.outputTokens,
                 busyShareMicros: 0)
             totals.add(record)
-            gpuSeconds += CostModel.gpuSeconds(record, gpu: inputs.gpu)
+            gpuSeconds += CostModel.gpuSeconds(record, gpu: pricing.gpu)
         }
         let total = Int64(totals.totalTokens)
         func perMillion(_ nano: Int64) -> Int64 { total == 0 ? 0 : CostModel.mulDiv(nano, CostModel.tokensPerMillion, total) }
 
-        machine = inputs.machine.name
-        localNanoUSD = perMillion(CostModel.machineCostNanoUSD(wallMicros: wallMicros, machine: inputs.machine))
-        gpu = inputs.gpu.name
-        gpuNanoUSD = perMillion(Int64((gpuSeconds * Double(inputs.gpu.hourlyNanoUSD) / 3600).rounded()))
-        apis = CostModel.apiCosts(CostModel.BilledTokens(totals), prices: inputs.prices).map { $0.map(perMillion) }
-        priceTable = "\(inputs.prices.name) (\(inputs.prices.asOf))"
+        machine = pricing.machine.name
+        localNanoUSD = perMillion(CostModel.machineCostNanoUSD(wallMicros: wallMicros, machine: pricing.machine))
+        gpu = pricing.gpu.name
+        gpuNanoUSD = perMillion(Int64((gpuSeconds * Double(pricing.gpu.hourlyNanoUSD) / 3600).rounded()))
+        apis = CostModel.apiCosts(CostModel.BilledTokens(totals), prices: pricing.prices).map { $0.map(perMillion) }
+        priceTable = "\(pricing.prices.name) (\(pricing.prices.asOf))"
         shapeSource = inputs.shapeSource
     }
 }

@@ -69,8 +69,7 @@ struct BenchRun: AsyncParsableCommand {
                 throw ValidationError("no model at \(modelPath); run `tally pull` or pass --model-file")
             }
             let loaded = try LoadedModel(path: modelPath, threads: threads, kvMemoryMiB: kvMemory, kvType: kvType, maxSeqs: maxSeqs)
-            options.cost = CostInputs(machine: pricing.machine, gpu: pricing.gpu, prices: pricing.prices, shape: loaded.shape,
-                                      shapeSource: (modelPath as NSString).lastPathComponent)
+            options.cost = CostInputs(pricing: pricing, shape: loaded.shape, shapeSource: (modelPath as NSString).lastPathComponent)
             let target = InProcessTarget(engine: loaded.engine, stopTokenIDs: loaded.tokenizer.endOfGenerationIDs,
                                          label: "in-process \(loaded.name) (\(threads) threads)")
             report = try await BenchSession.run(workload, target: target, tokenizer: loaded.tokenizer, options: options,
@@ -92,7 +91,7 @@ struct BenchRun: AsyncParsableCommand {
             } else {
                 printError("no model file: prompts count words, not tokens, and the GPU-equivalent cost is 0; pass --model-file")
             }
-            options.cost = CostInputs(machine: pricing.machine, gpu: pricing.gpu, prices: pricing.prices, shape: shape, shapeSource: shapeSource)
+            options.cost = CostInputs(pricing: pricing, shape: shape, shapeSource: shapeSource)
             let maxClients = max(levels?.max() ?? workload.concurrency.max() ?? 1, workload.arrivalRate == nil ? 1 : workload.requests)
             let target = HTTPTarget(baseURL: url, api: workload.api, model: modelName, apiKey: apiKey,
                                     connections: maxClients, requestTimeoutSeconds: Int64(workload.timeLimitSeconds.rounded(.up)))

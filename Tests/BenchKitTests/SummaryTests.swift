@@ -79,8 +79,7 @@ func record(_ outcomes: [RequestOutcome], wallSeconds: Double, clients: Int = 1)
     @Test func costPerMillionTokens() {
         let machine = MachineProfile(name: "box", description: "", hourlyNanoUSD: 1_000_000_000, vcpus: 2)   // $1/h
         let price = APIPrice(provider: "p", model: "m", input: 1_000_000_000, cachedInput: 100_000_000, output: 2_000_000_000)
-        let inputs = CostInputs(machine: machine, gpu: HardwareProfiles.shipped.defaultGPU,
-                                prices: PriceTable(name: "t", asOf: "2026-11-01", source: "", models: [price]),
+        let inputs = CostInputs(pricing: Meter.Pricing(machine: machine, prices: PriceTable(name: "t", asOf: "2026-11-01", source: "", models: [price])),
                                 shape: .unknown, shapeSource: "none")
         // 1M prompt tokens (half cached) and 1M output tokens in one hour of wall time.
         let outcomes = [completed(ttftMs: 1, e2eMs: 2, prompt: 1_000_000, cached: 500_000, output: 1_000_000)]
@@ -96,8 +95,7 @@ func record(_ outcomes: [RequestOutcome], wallSeconds: Double, clients: Int = 1)
     @Test func gpuEquivalentUsesTheCostModel() throws {
         let shape = ModelShape(parameterCount: 134_515_008, weightBytes: 143_025_408, layerCount: 30, attentionWidth: 576, kvWidth: 192)
         let gpu = HardwareProfiles.shipped.defaultGPU
-        let inputs = CostInputs(machine: HardwareProfiles.shipped.defaultMachine, gpu: gpu, prices: PriceTable.shipped,
-                                shape: shape, shapeSource: "test")
+        let inputs = CostInputs(pricing: Meter.Pricing(gpu: gpu), shape: shape, shapeSource: "test")
         let outcome = completed(ttftMs: 1, e2eMs: 2, prompt: 500_000, cached: 0, output: 500_000)
         let cost = try #require(RunSummary(record([outcome], wallSeconds: 1), pricing: inputs).cost)
         let single = CostModel.gpuCostNanoUSD(UsageRecord(id: "", timeMicros: 0, model: "", modelShape: shape, promptTokens: 500_000,
