@@ -17,9 +17,13 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
     private var cachedSnapshot = EngineSnapshot()
     private var waitingInCore = 0
     private var thread: Thread?
+    /// Where a failed step is reported (stderr unless a test listens).
+    private let log: @Sendable (String) -> Void
 
-    package init(runner: ModelRunner, config: EngineConfig, clock: EngineClock = MonotonicClock()) {
+    package init(runner: ModelRunner, config: EngineConfig, clock: EngineClock = MonotonicClock(),
+                 log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("tally: " + $0 + "\n").utf8)) }) {
         core = EngineCore(config: config, runner: runner, clock: clock)
+        self.log = log
         cachedSnapshot = core.snapshot()
         let thread = Thread { [unowned self] in self.loop() }
         thread.name = "tally-engine"
@@ -108,7 +112,9 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
                     try core.step()
                 } catch {
                     // A failed step leaves the KV store in an unknown state for these requests: end them.
-                    for id in core.runningIDs + core.waitingIDs { core.abort(id) }
+                    let ids = core.runningIDs + core.waitingIDs
+                    log("engine step failed: \(error); aborting \(ids.count) requests")
+                    for id in ids { core.abort(id) }
                 }
             }
             condition.lock()
