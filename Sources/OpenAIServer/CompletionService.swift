@@ -1,6 +1,6 @@
 // The generation routes: wire request -> prompt tokens -> EngineRequest -> engine stream -> TextPipeline
-// -> one JSON body or SSE chunks. Both endpoints and both modes share `prepare` and `generate`; only the
-// shape of what is written differs (ResponseShapes.swift).
+// -> one JSON body or SSE chunks; usage comes back through the request's UsageRecorder. Both endpoints and
+// both modes share `prepare` and `generate`; only the shape of what is written differs (ResponseShapes.swift).
 
 import Engine
 import Foundation
@@ -25,23 +25,6 @@ struct PreparedGeneration: Sendable {
     var wantLogprobs: Bool
     /// "prompt" or "messages": what errors about the prompt name.
     var promptParam: String
-}
-
-/// How a generation ended, and the facts for usage.
-struct GenerationOutcome: Sendable {
-    /// What the client sees: "stop", "length" or "abort".
-    var finishReason: String
-    var stats: RequestStats
-}
-
-/// The background write of a request's usage record, set by the engine's `onFinish` (which runs before
-/// the stream yields `.finished`, so a reader of `.finished` always finds it set).
-final class RecordingBox: @unchecked Sendable {
-    private var write: Task<CostModel.RequestCost, Never>?
-    private let lock = NSLock()
-
-    func set(_ task: Task<CostModel.RequestCost, Never>) { lock.withLock { write = task } }
-    var task: Task<CostModel.RequestCost, Never>? { lock.withLock { write } }
 }
 
 /// Hands the engine stream to exactly one consumer. When that consumer returns, the stream is released
@@ -234,29 +217,10 @@ struct CompletionService: Sendable {
                 if let cap { prepared.engineRequest.maxTokens = min(prepared.engineRequest.maxTokens, cap) }
             }
         }
-        let id = prepared.engineRequest.id, user = prepared.user
-        let modelName = modelName, modelShape = config.modelShape
-        @Sendable func usageRecord(_ stats: RequestStats, _ outcome: UsageOutcome, at time: Int64) -> UsageRecord {
-            UsageRecord(id: id, timeMicros: time, model: modelName, modelShape: modelShape, tenant: tenant,
-                        user: user, tags: tags, promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens,
-                        cacheWriteTokens: stats.cacheWriteTokens, generatedTokens: stats.generatedTokens,
-                        queueMicros: stats.queueMicros, prefillMicros: stats.prefillMicros, decodeMicros: stats.decodeMicros,
-                        busyShareMicros: stats.busyShareMicros, finishReason: outcome)
-        }
-        // The engine reports every end of the request here, on its thread, also when nobody reads the
-        // stream any more (client gone, shutdown): the record is written from here, so none is missed.
-        // A finished response awaits that write before its final chunk (durable first).
-        let recording = RecordingBox()
-        if let meter {
-            prepared.engineRequest.onFinish = { reason, stats in
-                let outcome: UsageOutcome = switch reason {
-                case .stop: .stop
-                case .length: .length
-                case .abort: .aborted
-                }
-                recording.set(meter.recordInBackground(usageRecord(stats, outcome, at: meter.now)))
-            }
-        }
+        let recorder = UsageRecorder(requestID: prepared.engineRequest.id, arrival: prepared.engineRequest.arrival,
+                                     model: modelName, modelShape: config.modelShape, tenant: tenant, user: prepared.user,
+                                     tags: tags, meter: meter, metrics: metrics)
+        prepared.engineRequest.onFinish = { reason, stats in recorder.finished(reason, stats) }
 
         // Submit before any response is started, so a full queue or a too-long prompt is a plain error
         // status rather than an error inside a 200 event stream.
@@ -266,25 +230,17 @@ struct CompletionService: Sendable {
         case .failure(let error):
             throw APIError.engine(error, retryAfterSeconds: config.retryAfterSeconds, promptParam: prepared.promptParam)
         }
-        let pricing = meter?.pricing
-        /// The usage object; with a meter, the request's record is durable when this returns.
-        let usage = { @Sendable (outcome: GenerationOutcome) async -> JSON in
-            var cost: JSON?
-            if let pricing, let write = recording.task {
-                cost = Self.costJSON(await write.value, pricing: pricing)
-            }
-            return Self.usageJSON(outcome.stats, cost: cost)
-        }
+        // Durable first: a response's body or final chunk goes out only after `recorder.usage()` returned.
         if !prepared.stream {
             var text = prepared.echoText ?? ""
             var logprobs: [TokenLogprobEntry] = []
-            let outcome = try await generate(prepared, handle: handle) { delta in
+            let finishReason = try await generate(prepared, handle: handle) { delta in
                 text += delta.text
                 logprobs += delta.logprobs
             }
-            let usageBody = await usage(outcome)
+            let usage = await recorder.usage()
             return jsonResponse(shape.body(text: text, logprobs: prepared.wantLogprobs ? logprobs : nil,
-                                           finishReason: outcome.finishReason, usage: usageBody))
+                                           finishReason: finishReason, usage: usage))
         }
         let service = self, generation = prepared
         return Response(
@@ -297,14 +253,14 @@ struct CompletionService: Sendable {
                 let usageNull = generation.includeUsage
                 if let first = shape.firstChunk(echoText: generation.echoText, usageNull: usageNull) { try await send(first) }
                 do {
-                    let outcome = try await service.generate(generation, handle: handle) { delta in
+                    let finishReason = try await service.generate(generation, handle: handle) { delta in
                         if delta.isEmpty { return }
                         try await send(shape.chunk(text: delta.text, logprobs: generation.wantLogprobs ? delta.logprobs : nil,
                                                    finishReason: nil, usageNull: usageNull))
                     }
-                    let usageBody = await usage(outcome)
-                    try await send(shape.chunk(text: "", logprobs: nil, finishReason: outcome.finishReason, usageNull: usageNull))
-                    if generation.includeUsage { try await send(shape.usageChunk(usageBody)) }
+                    let usage = await recorder.usage()
+                    try await send(shape.chunk(text: "", logprobs: nil, finishReason: finishReason, usageNull: usageNull))
+                    if generation.includeUsage { try await send(shape.usageChunk(usage)) }
                 } catch let error as APIError {
                     // The 200 and earlier chunks are already sent: report the failure as an error event.
                     try await send(error.envelope)
@@ -316,36 +272,17 @@ struct CompletionService: Sendable {
 
     static let tagsHeader = HTTPField.Name("X-Tally-Tags")!
 
-    /// Runs the engine stream through the text pipeline, passing each released delta to `onDelta`.
-    /// Returns when the engine finishes or a stop string matches (the stream is then dropped, which
-    /// aborts the engine request). A throwing `onDelta` (the client went away) or task cancellation ends
-    /// the stream the same way.
+    /// Runs the engine stream through the text pipeline, passing each released delta to `onDelta`, and
+    /// returns the finish reason the client sees ("stop", "length"). Returns when the engine finishes or a
+    /// stop string matches (the stream is then dropped, which aborts the engine request). A throwing
+    /// `onDelta` (the client went away) or task cancellation ends the stream the same way. How the request
+    /// ended is counted and recorded by its `UsageRecorder`, not here.
     func generate(_ prepared: PreparedGeneration, handle: StreamHandle,
-                  onDelta: (TextDelta) async throws -> Void) async throws -> GenerationOutcome {
+                  onDelta: (TextDelta) async throws -> Void) async throws -> String {
         let request = prepared.engineRequest
         var pipeline = TextPipeline(tokenizer: tokenizer, stops: prepared.stops,
                                     hiddenTokens: request.ignoreEOS ? [] : request.stopTokenIDs)
-        var tokenCount = 0
-        var firstTokenAt: ContinuousClock.Instant?
         var lastTokenAt: ContinuousClock.Instant?
-        func serverSideStats() -> RequestStats {
-            // The engine's own stats arrive only with `.finished`; when the stream ends without it (the
-            // client went away, an engine error) the server reports what it saw.
-            var stats = RequestStats()
-            stats.promptTokens = request.promptTokens.count
-            stats.generatedTokens = tokenCount
-            if let firstTokenAt, let lastTokenAt {
-                stats.prefillMicros = (firstTokenAt - request.arrival).inMicros
-                stats.decodeMicros = (lastTokenAt - firstTokenAt).inMicros
-            }
-            stats.seed = request.sampling.seed ?? 0
-            return stats
-        }
-        func finish(_ reason: String, _ stats: RequestStats) -> GenerationOutcome {
-            metrics.recordFinished(reason: reason, stats: stats,
-                                   endToEndSeconds: (ContinuousClock.now - request.arrival).inSeconds)
-            return GenerationOutcome(finishReason: reason, stats: stats)
-        }
 
         guard let stream = handle.take() else { throw APIError.internalError(EngineError.internalError("engine stream consumed twice")) }
         // A stop string matched: the engine is told to end the request, and tokens it made meanwhile are
@@ -362,73 +299,26 @@ struct CompletionService: Sendable {
                         metrics.recordInterToken(seconds: (now - lastTokenAt).inSeconds)
                     } else {
                         metrics.recordFirstToken(seconds: (now - request.arrival).inSeconds)
-                        firstTokenAt = now
                     }
                     lastTokenAt = now
-                    tokenCount += 1
                     let delta = pipeline.append(token, logprob: logprob)
                     try await onDelta(delta)
                     if delta.stopped {
                         stoppedByString = true
                         engine.end(request.id, reason: .stop)
                     }
-                case .finished(_, let stats) where stoppedByString:
-                    return finish(Engine.FinishReason.stop.rawValue, stats)
-                case .finished(let reason, let stats):
+                case .finished where stoppedByString:
+                    return Engine.FinishReason.stop.rawValue
+                case .finished(let reason, _):
                     let delta = pipeline.finish()
                     try await onDelta(delta)
-                    return finish(delta.stopped ? Engine.FinishReason.stop.rawValue : reason.rawValue, stats)
+                    return delta.stopped ? Engine.FinishReason.stop.rawValue : reason.rawValue
                 }
             }
         } catch let error as EngineError {
-            _ = finish(Engine.FinishReason.abort.rawValue, serverSideStats())
             throw APIError.engine(error, retryAfterSeconds: config.retryAfterSeconds, promptParam: prepared.promptParam)
-        } catch {
-            _ = finish(Engine.FinishReason.abort.rawValue, serverSideStats())
-            throw error
         }
         // The stream ended without `.finished`: the task was cancelled (client gone, shutdown deadline).
-        _ = finish(Engine.FinishReason.abort.rawValue, serverSideStats())
         throw CancellationError()
-    }
-
-    private static func usageJSON(_ stats: RequestStats, cost: JSON?) -> JSON {
-        func ms(_ micros: Int64) -> JSON { .double(Double(micros) / 1000) }
-        func perSecond(_ tokens: Int, _ micros: Int64) -> JSON {
-            micros > 0 && tokens > 0 ? .double((Double(tokens) * 1_000_000 / Double(micros) * 100).rounded() / 100) : .double(0)
-        }
-        var members: [(String, JSON)] = [
-            ("prompt_tokens", .int(stats.promptTokens)),
-            ("completion_tokens", .int(stats.generatedTokens)),
-            ("total_tokens", .int(stats.promptTokens + stats.generatedTokens)),
-            ("prompt_tokens_details", .object([("cached_tokens", .int(stats.cachedTokens))])),
-            ("timings", .object([
-                ("queue_ms", ms(stats.queueMicros)),
-                ("prefill_ms", ms(stats.prefillMicros)),
-                ("decode_ms", ms(stats.decodeMicros)),
-                // Prompt tokens actually computed (not served from the prefix cache) per second of prefill.
-                ("prompt_tokens_per_second", perSecond(stats.promptTokens - stats.cachedTokens, stats.prefillMicros)),
-                // Decode covers first to last generated token: generatedTokens - 1 intervals.
-                ("generated_tokens_per_second", perSecond(stats.generatedTokens - 1, stats.decodeMicros)),
-            ])),
-        ]
-        if let cost { members.append(("cost", cost)) }
-        return .object(members)
-    }
-
-    /// `usage.cost`: what this request cost here, on the reference GPU and on each compared API, in USD.
-    static func costJSON(_ cost: CostModel.RequestCost, pricing: Meter.Pricing) -> JSON {
-        func usd(_ nano: Int64) -> JSON { .double(Double(nano) / 1e9) }
-        return .object([
-            ("currency", .string("USD")),
-            ("local", usd(cost.localNanoUSD)),
-            ("gpu_equivalent", usd(cost.gpuNanoUSD)),
-            ("api_equivalent", .object(cost.apis.map { api in
-                (api.model, .object([("standard", usd(api.standardNanoUSD)), ("batch", usd(api.batchNanoUSD))]))
-            })),
-            ("machine", .string(pricing.machine.name)),
-            ("gpu", .string(pricing.gpu.name)),
-            ("prices", .string("\(pricing.prices.name) (\(pricing.prices.asOf))")),
-        ])
     }
 }

@@ -61,6 +61,22 @@ import Glibc
         }
         #expect(engine.submitted.count == 1)
     }
+
+    /// The engine's report of the abort is the one route to /metrics: counted once, with the engine's stats.
+    @Test func clientDisconnectIsCountedOnceAsAbort() async throws {
+        let engine = FakeEngine(script: .init(tokens: try Fixture.tokens(" tick"), delay: .milliseconds(5), endless: true))
+        let metrics = ServerMetrics()
+        try await makeApp(engine, metrics: metrics).test(.live) { client in
+            let port = try #require(client.port)
+            _ = try await RawHTTP.postReadingUntil("data: ", port: port, path: "/v1/completions", body: #"{"prompt": "go", "stream": true}"#)
+            #expect(await engine.waitForTermination("cancelled"))
+        }
+        let lines = Set(metrics.render(EngineSnapshot()).split(separator: "\n").map(String.init))
+        for expected in [#"tally_requests_total{finish_reason="abort"} 1"#, #"tally_requests_total{finish_reason="stop"} 0"#,
+                         "tally_request_latency_seconds_count 1", "tally_generated_tokens_total 0"] {
+            #expect(lines.contains(expected), "missing \(expected)")
+        }
+    }
 }
 
 /// A bare TCP client: sends one request, reads until `marker` appears, then closes the socket. Runs on
