@@ -1,4 +1,4 @@
-// How one step's attention is cut into tiles (tally_attention_tile) and shared between threads.
+// How one step's attention is cut into tiles (Kernels' AttentionTile) and shared between threads.
 // A tile is some consecutive tokens of one sequence (at most `tileTokens`) and some query heads of one
 // KV head, run by one thread: it reads each K and V row once for all its queries, so a prefill chunk over a
 // long cached prefix reads the prefix once per tile instead of once per token.
@@ -9,16 +9,16 @@
 // tokens, a partial last token. So 5 new tokens after a cached prefix split about evenly between two
 // threads, and a lone decode token splits its 9 heads 4:5. Whatever the cut, each query gets the same bits.
 
-import CKernels
+import Kernels
 
 struct AttentionPlan {
     static let tileTokens = 8
-    private(set) var tiles: [tally_attention_tile] = []
+    private(set) var tiles: [AttentionTile] = []
     /// Thread i runs tiles firstTile[i]..<firstTile[i + 1].
     private var firstTile: [Int]
 
     init(batch: ForwardBatch, config c: ModelConfig, threads: Int) {
-        precondition(Self.tileTokens <= TALLY_ATTENTION_TILE_TOKENS)
+        precondition(Self.tileTokens <= AttentionTile.maxTokens)
         let n = batch.tokenCount, group = c.headCount / c.kvHeadCount
         // Runs of consecutive tokens of one sequence, up to tileTokens long.
         var runs: [Range<Int>] = []
@@ -63,8 +63,8 @@ struct AttentionPlan {
     /// Tiles for units [a, b) of one run and KV head: a partial first token, whole tokens, a partial last.
     private mutating func addTiles(run: Range<Int>, kvHead: Int, group: Int, units: Range<Int>) {
         func add(_ token: Int, _ tokens: Int, _ head: Int, _ heads: Int) {
-            tiles.append(tally_attention_tile(token_begin: Int32(run.lowerBound + token), token_count: Int32(tokens),
-                                              head_begin: Int32(kvHead * group + head), head_count: Int32(heads)))
+            let first = run.lowerBound + token, firstHead = kvHead * group + head
+            tiles.append(AttentionTile(tokens: first..<first + tokens, heads: firstHead..<firstHead + heads))
         }
         var i = units.lowerBound
         let b = units.upperBound

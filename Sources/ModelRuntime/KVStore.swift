@@ -2,7 +2,7 @@
 // block table lists its blocks in order; position p lives in block table[p / blockSize], slot p % blockSize.
 // Who owns which block is the Engine's business (block pool, prefix cache); this only stores values.
 
-import CKernels
+import Kernels
 
 package typealias BlockID = Int32
 
@@ -28,7 +28,7 @@ package final class KVStore: @unchecked Sendable {
     /// Per layer: values, same shape.
     let values: [UnsafeMutableRawPointer]
 
-    package init(config: ModelConfig, blockCount: Int, blockSize: Int = 16, type: KVType = .default) {
+    package init(config: ModelConfig, blockCount: Int, blockSize: Int, type: KVType = .default) {
         layerCount = config.layerCount
         self.blockCount = blockCount
         self.blockSize = blockSize
@@ -46,7 +46,7 @@ package final class KVStore: @unchecked Sendable {
     }
 
     /// Bytes for `blocks` blocks of a model (keys and values).
-    package static func bytes(config: ModelConfig, blocks: Int, blockSize: Int = 16, type: KVType = .default) -> Int {
+    package static func bytes(config: ModelConfig, blocks: Int, blockSize: Int, type: KVType = .default) -> Int {
         blocks * blockSize * config.kvWidth * config.layerCount * 2 * type.bytesPerValue
     }
 
@@ -69,7 +69,7 @@ package final class KVStore: @unchecked Sendable {
     /// f16 values, exact in f32, as in llama.cpp's attention over an f16 cache. An f32 cache leaves q alone.
     @inline(__always)
     func roundQueries(_ q: UnsafeMutablePointer<Float>, count: Int) {
-        if type == .f16 { tally_f16_round_row(q, Int32(count)) }
+        if type == .f16 { roundToHalf(q, count: count) }
     }
 
     /// Stores `count` values from `source` at value `offset` of `row` in one layer's keys or values.
@@ -78,7 +78,7 @@ package final class KVStore: @unchecked Sendable {
         let index = row * kvWidth + offset
         switch type {
         case .f32: (cache.assumingMemoryBound(to: Float.self) + index).update(from: source, count: count)
-        case .f16: tally_f32_to_f16_row(source, cache.assumingMemoryBound(to: UInt16.self) + index, Int32(count))
+        case .f16: convertToHalf(source, into: cache.assumingMemoryBound(to: UInt16.self) + index, count: count)
         }
     }
 }

@@ -7,9 +7,9 @@
 // with the packing layout and the source file's size and modification time. A stamp or a shape that does
 // not match, or a damaged file, means it is written again (to a temporary file renamed into place).
 
-import CKernels
 import Foundation
 import GGUF
+import Kernels
 
 /// Where the Q8_0 matrices' packed layout comes from.
 package enum WeightPacking: Sendable, Equatable {
@@ -69,7 +69,7 @@ enum PackedWeightsFile {
             try GGUFWriter.write(to: path, metadata: metadata, tensors: plans) { i in
                 let m = matrices[i]
                 return [UInt8](unsafeUninitializedCapacity: plans[i].byteCount) { buffer, count in
-                    tally_q8p_pack(m.data, Int32(m.rows), Int32(m.columns), buffer.baseAddress)
+                    packQ8(m.data, rows: m.rows, columns: m.columns, into: buffer.baseAddress!)
                     count = plans[i].byteCount
                     PackedStorage.dropPages(m.data, count)  // so the source and the packed file are never both resident
                 }

@@ -5,9 +5,9 @@
 // when that file cannot be written. Either way the GGUF pages they came from are dropped, so memory holds
 // one copy.
 
-import CKernels
 import Foundation
 import GGUF
+import Kernels
 
 /// A weight matrix W [rows, columns], row-major: row r holds `columns` values (GGUF dims [columns, rows]).
 package struct WeightMatrix: @unchecked Sendable {
@@ -16,12 +16,21 @@ package struct WeightMatrix: @unchecked Sendable {
     package let rows: Int
     package let columns: Int
     package let data: UnsafeRawPointer
-    /// `data` is packed Q8_0 (tally_q8p_pack), read by tally_gemm_q8p.
+    /// `data` is packed Q8_0 (Kernels' packQ8), read by the packed product.
     package var packed = false
+
+    /// How the product kernel reads `data`.
+    package var layout: WeightLayout {
+        switch type {
+        case .q8_0: packed ? .q8_0Packed : .q8_0
+        case .f16: .f16
+        default: .f32
+        }
+    }
 
     /// Row r as f32 (the embedding lookup).
     package func row(_ r: Int, into out: UnsafeMutableBufferPointer<Float>) {
-        if packed { tally_q8p_row(data, Int32(columns), Int32(r), out.baseAddress); return }
+        if packed { packedQ8Row(data, columns: columns, row: r, into: out.baseAddress!); return }
         let rowBytes = type.byteCount(elements: columns)
         type.dequantize(UnsafeRawBufferPointer(start: data + r * rowBytes, count: rowBytes), into: out)
     }
@@ -60,7 +69,7 @@ final class PackedStorage: @unchecked Sendable {
         let bytes = m.type.byteCount(elements: m.columns) * m.rows
         let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         buffers.append(p)
-        tally_q8p_pack(m.data, Int32(m.rows), Int32(m.columns), p)
+        packQ8(m.data, rows: m.rows, columns: m.columns, into: p)
         Self.dropPages(m.data, bytes)
         return Self.packedView(of: m, at: UnsafeRawPointer(p))
     }
@@ -100,7 +109,7 @@ package struct ModelWeights: Sendable {
     package var tiedEmbeddings: Bool { output.name == tokenEmbedding.name }
     package let source: WeightSource
 
-    /// `packing`: where the packed layout for tally_gemm_q8p comes from (worth it when the VNNI kernel runs).
+    /// `packing`: where the packed layout for the packed product comes from (worth it when the VNNI kernel runs).
     package init(file: GGUFFile, config c: ModelConfig, packing: WeightPacking = .unpacked) throws {
         let storage = PackedStorage()
         self.storage = storage
