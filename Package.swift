@@ -42,11 +42,11 @@ let package = Package(
         .target(name: "Engine", dependencies: ["ModelRuntime", "Sampling", .product(name: "Crypto", package: "swift-crypto")]),
         // Usage records, prices, cost model, store, reports.
         .target(name: "Metering", dependencies: [
-            .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "Crypto", package: "swift-crypto"),
+            "GGUF", .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // Any supported GGUF -> Q8_0 GGUF, and the default model (`tally pull`).
+        // Any supported GGUF -> Q8_0 GGUF, and pulling the default model (`tally pull`).
         .target(name: "Quantizer", dependencies: [
-            "GGUF", "Kernels", .product(name: "Crypto", package: "swift-crypto"),
+            "GGUF", "Kernels", "ModelRuntime", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // OpenAI-compatible HTTP routes; usage records and costs through Metering's Meter.
         .target(name: "OpenAIServer", dependencies: [
@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["GGUF"]),
 
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "QuantizerTests", dependencies: ["Quantizer", "GGUF", "TestSupport"]),
+        .testTarget(name: "QuantizerTests", dependencies: ["Quantizer", "GGUF", "ModelRuntime", "TestSupport"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "GGUF", "TestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),

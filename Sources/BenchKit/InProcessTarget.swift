@@ -76,50 +76,25 @@ private final class RequestCounter: @unchecked Sendable {
     }
 }
 
-/// A model loaded for benchmarking: the engine as `tally serve` builds it, its tokenizer and its cost shape.
+/// A model loaded for benchmarking: the engine as `tally serve` builds it (EngineFactory), its tokenizer
+/// and its cost shape.
 package struct LoadedModel: Sendable {
     package var engine: BatchingEngine
     package var tokenizer: Tokenizer
     package var shape: ModelShape
     package var name: String
 
-    package init(path: String, threads: Int, kvBlocks: Int? = nil, kvMemoryMiB: Int = 512, kvType: KVType = .default, maxBatchTokens: Int = 512,
-                 maxSeqs: Int = 16, prefixCaching: Bool = true) throws {
+    package init(path: String, threads: Int, kvMemoryMiB: Int = 512, kvType: KVType = .default, maxSeqs: Int = 16) throws {
         let llama = try LlamaModel(path: path, threads: threads)
         tokenizer = try Tokenizer(metadata: llama.file.metadata)
-        shape = modelShape(file: llama.file)
-        var config = EngineConfig()
-        config.blockSize = 16
-        config.kvBlocks = kvBlocks ?? max(1, kvMemoryMiB << 20 / KVStore.bytes(config: llama.config, blocks: 1, blockSize: 16, type: kvType))
-        config.maxBatchTokens = maxBatchTokens
-        config.maxSeqs = maxSeqs
+        shape = ModelShape(file: llama.file)
+        var options = EngineOptions()
+        options.kvCapacity = .memoryMiB(kvMemoryMiB)
+        options.kvType = kvType
+        options.maxSeqs = maxSeqs
         // Closed-loop clients never queue more than their count; open-loop arrivals may, up to the run's size.
-        config.maxQueue = RunGuard.maxRequests
-        config.prefixCaching = prefixCaching
-        engine = BatchingEngine(runner: LlamaRunner(model: llama, blockCount: config.kvBlocks, blockSize: 16, kvType: kvType), config: config)
+        options.maxQueue = RunGuard.maxRequests
+        engine = EngineFactory.engine(model: llama, options: options)
         name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
     }
-}
-
-/// The cost model's view of a GGUF model: matmul weights per token, the file's bytes, attention widths.
-/// `tally serve` and `tally bench` both use this, so they price the same model alike. The token embedding
-/// is a lookup, not a matmul, unless it is tied and also serves as the output head.
-package func modelShape(file: GGUFFile) -> ModelShape {
-    guard let config = try? ModelConfig(metadata: file.metadata) else { return .unknown }
-    let hasOutput = file.tensor(named: TensorName.output) != nil
-    var parameters: Int64 = 0
-    let bytes = Int64(file.fileSize)
-    for tensor in file.tensors {
-        guard tensor.dimensions.count >= 2 else { continue }
-        if tensor.name == TensorName.tokenEmbedding && hasOutput { continue }
-        parameters += Int64(tensor.elementCount)
-    }
-    return ModelShape(parameterCount: parameters, weightBytes: bytes, layerCount: config.layerCount,
-                      attentionWidth: config.queryWidth, kvWidth: config.kvWidth)
-}
-
-/// The shape of the model file at `path`, without loading weights (only the header is parsed).
-package func modelShape(path: String) throws -> (shape: ModelShape, tokenizer: Tokenizer) {
-    let file = try GGUFFile(path: path)
-    return (modelShape(file: file), try Tokenizer(metadata: file.metadata))
 }

@@ -6,7 +6,7 @@ import BenchKit
 import Foundation
 import ModelRuntime
 import Metering
-import Quantizer
+import GGUF
 import Tokenization
 
 struct Bench: AsyncParsableCommand {
@@ -82,9 +82,9 @@ struct BenchRun: AsyncParsableCommand {
             var shape = ModelShape.unknown
             var shapeSource = "no model file (GPU-equivalent is 0; pass --model-file)"
             if FileManager.default.fileExists(atPath: modelPath) {
-                let found = try modelShape(path: modelPath)
-                tokenizer = found.tokenizer
-                shape = found.shape
+                let file = try GGUFFile(path: modelPath)
+                tokenizer = try Tokenizer(metadata: file.metadata)
+                shape = ModelShape(file: file)
                 shapeSource = modelFile == nil
                     ? "the default model's shape (\((modelPath as NSString).lastPathComponent)); pass --model-file if the server runs another"
                     : (modelPath as NSString).lastPathComponent

@@ -5,7 +5,6 @@ import Engine
 import Foundation
 import GGUF
 import ModelRuntime
-import Quantizer
 import Sampling
 import Tokenization
 

@@ -2,7 +2,7 @@
 
 import ArgumentParser
 import GGUF
-import Quantizer
+import ModelRuntime
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a GGUF file's metadata and tensors.")

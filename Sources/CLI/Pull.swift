@@ -1,6 +1,8 @@
 // `tally pull`: fetch and convert the default model (SmolLM2-135M-Instruct, Q8_0) into models/.
 
 import ArgumentParser
+import Foundation
+import ModelRuntime
 import Quantizer
 
 struct Pull: ParsableCommand {
@@ -21,5 +23,15 @@ struct Pull: ParsableCommand {
         case .alreadyPresent: print("\(model.path(in: directory)) is present, sha256 \(model.sha256)")
         case .pulled: print("pulled \(model.path(in: directory)), sha256 \(model.sha256)")
         }
+    }
+
+    /// The default model's path, pulled first when it is not there yet (`tally serve` without --model).
+    static func defaultModelPulledIfMissing() throws -> String {
+        let model = DefaultModel.smolLM2
+        if !FileManager.default.fileExists(atPath: model.path()) {
+            printError("the default model is missing; pulling it first")
+            _ = try model.pull(log: { printError($0) })
+        }
+        return model.path()
     }
 }

@@ -1,14 +1,11 @@
 // `tally serve`: load a model (the default one, pulled if needed) and serve it over OpenAI-compatible HTTP.
 
 import ArgumentParser
-import BenchKit
 import Engine
 import Foundation
-import GGUF
 import Metering
 import ModelRuntime
 import OpenAIServer
-import Quantizer
 import Tokenization
 
 struct Serve: AsyncParsableCommand {
@@ -34,30 +31,19 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var pricingOptions: PricingOptions
 
     func run() async throws {
-        let path: String
-        if let model {
-            path = model
-        } else {
-            let defaultModel = DefaultModel.smolLM2
-            if !FileManager.default.fileExists(atPath: defaultModel.path()) {
-                printError("the default model is missing; pulling it first")
-                _ = try defaultModel.pull(log: { printError($0) })
-            }
-            path = defaultModel.path()
-        }
+        let path = try model ?? Pull.defaultModelPulledIfMissing()
         let llama = try LlamaModel(path: path, threads: threads)
         printError("weights: \(llama.weights.source)")
         let tokenizer = try Tokenizer(metadata: llama.file.metadata)
 
-        var engineConfig = EngineConfig()
-        engineConfig.blockSize = 16
-        engineConfig.kvBlocks = kvBlocks ?? max(1, kvMemory << 20 / KVStore.bytes(config: llama.config, blocks: 1, blockSize: 16, type: kvType))
-        engineConfig.maxBatchTokens = maxBatchTokens
-        engineConfig.maxSeqs = maxSeqs
-        engineConfig.maxQueue = maxQueue
-        engineConfig.prefixCaching = !noPrefixCache
-        let engine = BatchingEngine(runner: LlamaRunner(model: llama, blockCount: engineConfig.kvBlocks, blockSize: 16, kvType: kvType),
-                                    config: engineConfig)
+        var options = EngineOptions()
+        options.kvCapacity = kvBlocks.map(KVCapacity.blocks) ?? .memoryMiB(kvMemory)
+        options.kvType = kvType
+        options.maxBatchTokens = maxBatchTokens
+        options.maxSeqs = maxSeqs
+        options.maxQueue = maxQueue
+        options.prefixCaching = !noPrefixCache
+        let engine = EngineFactory.engine(model: llama, options: options)
 
         var config = ServerConfig()
         config.host = host
@@ -78,12 +64,12 @@ struct Serve: AsyncParsableCommand {
             let opened = try await SQLiteUsageStore.open(path: dbPath)
             store = opened
             config.meter = Meter(store: opened, pricing: pricing, budgets: policy)
-            config.modelShape = modelShape(file: llama.file)
+            config.modelShape = ModelShape(file: llama.file)
             printError("metering to \(dbPath); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(Tenant.fingerprint(apiKey: key))") }
         }
         let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name)
-        printError("serving \(name) on http://\(host):\(port) (\(threads) threads, \(engineConfig.kvBlocks) KV blocks = \(engineConfig.kvBlocks * 16) positions in \(kvType.rawValue), max \(maxSeqs) running)")
+        printError("serving \(name) on http://\(host):\(port) (\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running)")
         try await runServer(app, config: config)
         engine.shutdown(deadline: .seconds(5))
         // Requests aborted by the shutdown are recorded in the background: let them land, then close.

@@ -3,7 +3,7 @@
 import ArgumentParser
 import Foundation
 import GGUF
-import Quantizer
+import ModelRuntime
 import Tokenization
 
 struct Tokenize: ParsableCommand {

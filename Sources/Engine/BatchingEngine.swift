@@ -37,10 +37,8 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
     package var config: EngineConfig { core.config }
 
     package func submit(_ request: EngineRequest) throws(EngineError) -> AsyncThrowingStream<EngineEvent, Error> {
-        guard !request.promptTokens.isEmpty else { throw .emptyPrompt }
-        guard request.promptTokens.count <= core.promptLimit else {
-            throw .promptTooLong(tokens: request.promptTokens.count, limit: core.promptLimit)
-        }
+        // The core's config and runner never change, so checking from this thread is safe.
+        try core.check(request)
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: EngineEvent.self)
         condition.lock()
         defer { condition.unlock() }

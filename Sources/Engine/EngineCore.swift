@@ -21,10 +21,15 @@ package struct EngineConfig: Sendable {
     package var maxSeqs = 16
     /// KV blocks in the pool, and positions per block.
     package var kvBlocks = 2048
-    package var blockSize = 16
+    package var blockSize = EngineConfig.standardBlockSize
+    /// How the KV store holds keys and values.
+    package var kvType = KVType.default
     /// Most requests waiting; more get EngineError.queueFull.
     package var maxQueue = 256
     package var prefixCaching = true
+
+    /// Positions per KV block in every engine a command builds (EngineFactory); tests may choose others.
+    package static let standardBlockSize = 16
 
     package init() {}
 }
@@ -92,9 +97,15 @@ package final class EngineCore {
     /// Longest prompt a request may have: the context, and what the whole KV pool can hold.
     package var promptLimit: Int { min(runner.contextLength, config.kvBlocks * config.blockSize) - 1 }
 
-    package func add(_ request: EngineRequest, continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation?) throws(EngineError) {
+    /// Refuses a request whose prompt is empty or longer than `promptLimit`. `BatchingEngine.submit` calls
+    /// this too, so the caller hears of it at once rather than through the stream.
+    package func check(_ request: EngineRequest) throws(EngineError) {
         guard !request.promptTokens.isEmpty else { throw .emptyPrompt }
         guard request.promptTokens.count <= promptLimit else { throw .promptTooLong(tokens: request.promptTokens.count, limit: promptLimit) }
+    }
+
+    package func add(_ request: EngineRequest, continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation?) throws(EngineError) {
+        try check(request)
         // The request may have waited in the Engine's inbox: its queue time counts from its arrival.
         let waitedMicros = (ContinuousClock.now - request.arrival).inMicros
         waiting.append(Sequence(request: request, continuation: continuation, arrivalMicros: clock.nowMicros() - max(0, waitedMicros)))

@@ -35,7 +35,6 @@ package struct GenerationResult: Sendable {
 /// blocks and sampling as the server, without the engine thread or an async stream.
 package struct Generator {
     package let model: LlamaModel
-    package let blockSize = 16
 
     package init(model: LlamaModel) { self.model = model }
 
@@ -44,14 +43,13 @@ package struct Generator {
         let contextLength = model.config.contextLength
         guard prompt.count < contextLength else { throw RuntimeError.contextExceeded(position: prompt.count, contextLength: contextLength) }
         let maxTokens = min(params.maxTokens, contextLength - prompt.count)
-        let blocks = (prompt.count + maxTokens + blockSize - 1) / blockSize
-        var config = EngineConfig()
-        config.kvBlocks = blocks
-        config.blockSize = blockSize
-        config.maxBatchTokens = params.prefillChunk
-        config.maxSeqs = 1
-        config.prefixCaching = false
-        let core = EngineCore(config: config, runner: LlamaRunner(model: model, blockCount: blocks, blockSize: blockSize, kvType: params.kvType))
+        var options = EngineOptions()
+        options.kvCapacity = .positions(prompt.count + maxTokens)
+        options.kvType = params.kvType
+        options.maxBatchTokens = params.prefillChunk
+        options.maxSeqs = 1
+        options.prefixCaching = false
+        let core = EngineFactory.core(model: model, options: options)
 
         let heard = Heard()
         var request = EngineRequest(id: "generate", promptTokens: prompt, sampling: params.sampling, maxTokens: maxTokens,

@@ -27,9 +27,10 @@ package final class LlamaRunner: ModelRunner {
     package let model: LlamaModel
     package let kv: KVStore
 
-    package init(model: LlamaModel, blockCount: Int, blockSize: Int, kvType: KVType = .default) {
+    /// The KV store is sized by the engine's config (kvBlocks, blockSize, kvType), as the block pool is.
+    package init(model: LlamaModel, config: EngineConfig) {
         self.model = model
-        kv = KVStore(config: model.config, blockCount: blockCount, blockSize: blockSize, type: kvType)
+        kv = KVStore(config: model.config, blockCount: config.kvBlocks, blockSize: config.blockSize, type: config.kvType)
     }
 
     package var vocabSize: Int { model.config.vocabSize }

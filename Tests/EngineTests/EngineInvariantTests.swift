@@ -18,7 +18,7 @@ func tinyEngine(prefixCaching: Bool = true, maxBatchTokens: Int = 64, blocks: In
     config.blockSize = 4
     config.maxBatchTokens = maxBatchTokens
     config.prefixCaching = prefixCaching
-    return BatchingEngine(runner: LlamaRunner(model: model, blockCount: blocks, blockSize: 4), config: config)
+    return BatchingEngine(runner: LlamaRunner(model: model, config: config), config: config)
 }
 
 /// Submits and collects one request. Every typed-throws `submit` is its own statement here: the same
@@ -131,7 +131,7 @@ func request(_ id: String, _ prompt: [TokenID], temperature: Float = 0, seed: UI
         config.blockSize = 4
         let file = try GGUFFile(path: packageRoot + "/Tests/ModelRuntimeTests/Fixtures/tiny-q8_0.gguf")
         let model = try LlamaModel(file: file, pool: ComputePool(threads: 1))
-        let engine = BatchingEngine(runner: LlamaRunner(model: model, blockCount: 4, blockSize: 4), config: config)
+        let engine = BatchingEngine(runner: LlamaRunner(model: model, config: config), config: config)
         defer { engine.shutdown(deadline: .milliseconds(10)) }
         var refused = 0
         for i in 0..<40 {

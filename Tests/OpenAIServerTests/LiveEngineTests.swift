@@ -25,7 +25,7 @@ import Tokenization
         engineConfig.blockSize = 4
         engineConfig.maxBatchTokens = 32
         engineConfig.maxSeqs = maxSeqs
-        let engine = BatchingEngine(runner: LlamaRunner(model: model, blockCount: 64, blockSize: 4), config: engineConfig)
+        let engine = BatchingEngine(runner: LlamaRunner(model: model, config: engineConfig), config: engineConfig)
         var config = ServerConfig()
         config.port = 0
         let app = try buildApplication(config: config, engine: engine, tokenizer: try Tokenizer(metadata: file.metadata), modelName: "tiny")

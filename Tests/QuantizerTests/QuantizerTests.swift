@@ -3,6 +3,7 @@
 
 import Foundation
 import GGUF
+import ModelRuntime
 import Quantizer
 import Testing
 import TestSupport
