@@ -47,4 +47,39 @@ package enum Reference {
         for (j, v) in values.enumerated() { for d in 0..<v.count { out[d] += e[j] / total * Double(v[d]) } }
         return out.map { Float($0) }
     }
+
+    /// y[c][r] = dot(W row r, x column c) with W [rows, k] and x [cols, k] row-major, in Double.
+    package static func gemmF32(weights w: [Float], rows: Int, k: Int, x: [Float], cols: Int) -> [Double] {
+        var y = [Double](repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            for c in 0..<cols { y[c * rows + r] = (0..<k).reduce(0.0) { $0 + Double(w[r * k + $1]) * Double(x[c * k + $1]) } }
+        }
+        return y
+    }
+
+    /// y = x / sqrt(mean(x²) + eps) * weight, in Double.
+    package static func rmsNorm(_ x: [Float], weight: [Float], epsilon: Float) -> [Double] {
+        let rms = (x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(x.count) + Double(epsilon)).squareRoot()
+        return zip(x, weight).map { Double($0) / rms * Double($1) }
+    }
+
+    /// RoPE, adjacent pairs: pair i of each head (i < ropeDimensions / 2) rotates by
+    /// position * base^(-2i / ropeDimensions); the rest of each head is unchanged. In Double.
+    package static func rope(_ x: [Float], headDim: Int, ropeDimensions: Int, position: Int, base: Float) -> [Double] {
+        var y = x.map(Double.init)
+        for head in stride(from: 0, to: x.count, by: headDim) {
+            for i in stride(from: 0, to: ropeDimensions, by: 2) {
+                let theta = Double(position) * pow(Double(base), -Double(i) / Double(ropeDimensions))
+                let a = Double(x[head + i]), b = Double(x[head + i + 1])
+                y[head + i] = a * cos(theta) - b * sin(theta)
+                y[head + i + 1] = a * sin(theta) + b * cos(theta)
+            }
+        }
+        return y
+    }
+
+    /// out = silu(gate) * up, silu(z) = z / (1 + e^-z), in Double.
+    package static func swiglu(gate: [Float], up: [Float]) -> [Double] {
+        zip(gate, up).map { g, u in Double(g) / (1 + Foundation.exp(-Double(g))) * Double(u) }
+    }
 }

@@ -171,12 +171,9 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                     } else {
                         tally_gemm_f32(w, 0, Int32(k), 0, Int32(rows), x, Int32(cols), &y, Int32(rows))
                     }
-                    for c in 0..<cols {
-                        for r in 0..<rows {
-                            let want = (0..<k).reduce(0.0) { $0 + Double(isF16 ? Float(Float16(bitPattern: w16[r * k + $1])) : w[r * k + $1]) * Double(x[c * k + $1]) }
-                            #expect(abs(Double(y[c * rows + r]) - want) < 1e-4, "\(level.name) f16=\(isF16)")
-                        }
-                    }
+                    let weights = isF16 ? w16.map { Float(Float16(bitPattern: $0)) } : w
+                    let want = Reference.gemmF32(weights: weights, rows: rows, k: k, x: x, cols: cols)
+                    for i in 0..<cols * rows { #expect(abs(Double(y[i]) - want[i]) < 1e-4, "\(level.name) f16=\(isF16)") }
                 }
             }
         }
@@ -351,50 +348,40 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
-    @Test func elementwiseOpsFollowTheirFormulas() {
+    @Test func elementwiseOpsFollowTheirReferences() {
         var rng = TestRNG(state: 5)
         let n = 96
         let x = rng.floats(n, scale: 2), w = rng.floats(n)
-        var y = [Float](repeating: 0, count: n)
-        tally_rmsnorm(x, w, &y, Int32(n), 1e-5)
-        let rms = (x.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(n) + 1e-5).squareRoot()
-        for i in 0..<n {
-            let want: Double = Double(x[i]) / rms * Double(w[i])
-            #expect(abs(Double(y[i]) - want) < 1e-5)
-        }
-
-        var g = [Float](repeating: 0, count: n)
-        tally_swiglu(x, w, &g, Int32(n))
-        for i in 0..<n {
-            let z = Double(x[i])
-            let want: Double = z / (1 + exp(-z)) * Double(w[i])
-            #expect(abs(Double(g[i]) - want) < 1e-5)
-        }
-
-        // RoPE: adjacent pairs rotate by position * base^(-2i/d); the rope_dims..head_dim tail is untouched.
         let heads = 2, headDim = 8, ropeDims = 6, position = 5
-        var r = rng.floats(heads * headDim)
-        let before = r
-        tally_rope(&r, Int32(heads), Int32(headDim), Int32(ropeDims), Int32(position), 10000)
-        for h in 0..<heads {
-            for i in stride(from: 0, to: headDim, by: 2) {
-                let a = Double(before[h * headDim + i]), b = Double(before[h * headDim + i + 1])
-                if i < ropeDims {
-                    let theta = Double(position) * pow(10000, -Double(i) / Double(ropeDims))
-                    #expect(abs(Double(r[h * headDim + i]) - (a * cos(theta) - b * sin(theta))) < 1e-5)
-                    #expect(abs(Double(r[h * headDim + i + 1]) - (a * sin(theta) + b * cos(theta))) < 1e-5)
+        let r0 = rng.floats(heads * headDim)
+        forEachISA { level in
+            var y = [Float](repeating: 0, count: n)
+            rmsNorm(x, weight: w, into: &y, count: n, epsilon: 1e-5)
+            for (got, want) in zip(y, Reference.rmsNorm(x, weight: w, epsilon: 1e-5)) { #expect(abs(Double(got) - want) < 1e-5, "\(level.name) rmsNorm") }
+
+            var g = [Float](repeating: 0, count: n)
+            swiglu(gate: x, up: w, into: &g, count: n)
+            for (got, want) in zip(g, Reference.swiglu(gate: x, up: w)) { #expect(abs(Double(got) - want) < 1e-5, "\(level.name) swiglu") }
+
+            // RoPE: adjacent pairs rotate by position * base^(-2i/d); the rope_dims..head_dim tail is untouched.
+            var r = r0
+            rope(&r, heads: heads, headDim: headDim, ropeDimensions: ropeDims, position: position, base: 10000)
+            let want = Reference.rope(r0, headDim: headDim, ropeDimensions: ropeDims, position: position, base: 10000)
+            for i in 0..<r.count {
+                if i % headDim < ropeDims {
+                    #expect(abs(Double(r[i]) - want[i]) < 1e-5, "\(level.name) rope [\(i)]")
                 } else {
-                    #expect(r[h * headDim + i] == before[h * headDim + i])
+                    #expect(r[i] == r0[i], "\(level.name) rope tail [\(i)]")
                 }
             }
+            // In two steps over two ranges (as threads apply it to their shares): the same values.
+            var cs = [Float](repeating: 0, count: ropeDims)
+            ropeTable(position: position, dimensions: ropeDims, base: 10000, into: &cs)
+            var split = r0
+            applyRope(&split, values: 0..<6, headDim: headDim, ropeDimensions: ropeDims, table: cs)
+            applyRope(&split, values: 6..<heads * headDim, headDim: headDim, ropeDimensions: ropeDims, table: cs)
+            #expect(split == r, "\(level.name) rope in two steps")
         }
-        // In two steps over two ranges (as threads apply it to their shares): the same values.
-        var cs = [Float](repeating: 0, count: ropeDims)
-        tally_rope_table(Int32(position), Int32(ropeDims), 10000, &cs)
-        var split = before
-        tally_rope_apply(&split, 0, 6, Int32(headDim), Int32(ropeDims), cs)
-        tally_rope_apply(&split, 6, Int32(heads * headDim), Int32(headDim), Int32(ropeDims), cs)
-        #expect(split == r)
     }
 
     @Test func halfConversionsMatchSwiftFloat16() {

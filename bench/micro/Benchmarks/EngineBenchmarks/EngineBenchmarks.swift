@@ -92,7 +92,9 @@ let benchmarks: @Sendable () -> Void = {
     if FileManager.default.fileExists(atPath: modelPath) {
         Benchmark("EngineStep-4-decoding-SmolLM2-135M", configuration: .init(maxDuration: .seconds(5), maxIterations: 200)) { benchmark in
             let model = try LlamaModel(path: modelPath, threads: ProcessInfo.processInfo.activeProcessorCount)
-            let core = try decodingCore(runner: LlamaRunner(model: model, blockCount: 512, blockSize: 16), requests: 4, kvBlocks: 512)
+            var config = EngineConfig()
+            config.kvBlocks = 512
+            let core = try decodingCore(runner: LlamaRunner(model: model, config: config), requests: 4, kvBlocks: 512)
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations { blackHole(try core.step()) }
         }
