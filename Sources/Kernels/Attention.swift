@@ -30,11 +30,8 @@ package struct AttentionShape: Sendable {
     package var scale: Float { 1 / Float(headDim).squareRoot() }
 
     package init(headCount: Int, kvHeadCount: Int, headDim: Int, blockSize: Int, halfValues: Bool) {
-        self.headCount = headCount
-        self.kvHeadCount = kvHeadCount
-        self.headDim = headDim
-        self.blockSize = blockSize
-        self.halfValues = halfValues
+        (self.headCount, self.kvHeadCount, self.headDim) = (headCount, kvHeadCount, headDim)
+        (self.blockSize, self.halfValues) = (blockSize, halfValues)
     }
 }
 
