@@ -10,6 +10,7 @@ prompt, then 128 tokens); "tg@512" is tally's decode after the 512-token prompt 
 512-640 positions per token, about 14 MB of f16 KV, 27 MB in f32), printed for reference, and the RSS comes from that run.
 
     python3 bench/runtime/compare.py --llama-bench /path/to/llama-bench [--rounds 3] [--threads 1,2]
+    python3 bench/runtime/compare.py --baseline-tally /path/to/older/tally   # a change against the build before it
 
 llama.cpp is not part of tally: build llama-bench from the llama-cpp-python sdist as
 shared/reference/smollm2-135m.md describes. Without --llama-bench only tally is measured.
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--tally", default=os.path.join(ROOT, ".build/release/tally"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf"))
     ap.add_argument("--llama-bench")
+    ap.add_argument("--baseline-tally", help="another tally build (e.g. the commit before a change), alternated with --tally")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--prompt", type=int, default=512)
@@ -57,7 +59,7 @@ def main():
 
     results = {}
     for threads in [int(t) for t in a.threads.split(",")]:
-        t_pp, t_tg, t_tg_long, t_rss, l_pp, l_tg = [], [], [], [], [], []
+        t_pp, t_tg, t_tg_long, t_rss, l_pp, l_tg, b_pp, b_tg = [], [], [], [], [], [], [], []
         for _ in range(a.rounds):
             pp, tg_long, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen, a.kv_type)
             _, tg, _ = tally_run(a.tally, a.model, threads, 1, a.gen, a.kv_type)
@@ -65,10 +67,16 @@ def main():
             if a.llama_bench:
                 pp, tg = llama_run(a.llama_bench, a.model, threads, a.prompt, a.gen)
                 l_pp.append(pp); l_tg.append(tg)
+            if a.baseline_tally:
+                pp, _, _ = tally_run(a.baseline_tally, a.model, threads, a.prompt, a.gen, a.kv_type)
+                _, tg, _ = tally_run(a.baseline_tally, a.model, threads, 1, a.gen, a.kv_type)
+                b_pp.append(pp); b_tg.append(tg)
         r = {"tally_pp": statistics.median(t_pp), "tally_tg": statistics.median(t_tg),
              "tally_tg_after_prompt": statistics.median(t_tg_long), "tally_peak_rss_mb": max(t_rss) / 1024}
         if l_pp:
             r.update({"llama_pp": statistics.median(l_pp), "llama_tg": statistics.median(l_tg)})
+        if b_pp:
+            r.update({"baseline_pp": statistics.median(b_pp), "baseline_tg": statistics.median(b_tg)})
         results[threads] = r
 
     model_mb = os.path.getsize(a.model) / 2**20
@@ -81,6 +89,11 @@ def main():
         f = lambda v: f"{v:9.1f}" if v else f"{'-':>9}"
         ratio = lambda x, y: f"{x / y:6.2f}" if y else f"{'-':>6}"
         print(f"{threads:>7} {f(r['tally_pp'])} {f(lp)} {ratio(r['tally_pp'], lp)} {f(r['tally_tg'])} {f(lt)} {ratio(r['tally_tg'], lt)} {f(r['tally_tg_after_prompt'])} {r['tally_peak_rss_mb']:14.1f}")
+    if a.baseline_tally:
+        print(f"{'threads':>7} {'pp':>9} {'baseline':>9} {'ratio':>6} {'tg':>9} {'baseline':>9} {'ratio':>6}   (--tally against --baseline-tally)")
+        for threads, r in results.items():
+            print(f"{threads:>7} {r['tally_pp']:9.1f} {r['baseline_pp']:9.1f} {r['tally_pp'] / r['baseline_pp']:6.2f} "
+                  f"{r['tally_tg']:9.1f} {r['baseline_tg']:9.1f} {r['tally_tg'] / r['baseline_tg']:6.2f}")
     print(f"memory budget: model {model_mb:.1f} + KV {kv_mb:.1f} + 64 = {model_mb + kv_mb + 64:.1f} MiB")
     json.dump(results, sys.stderr)
 
