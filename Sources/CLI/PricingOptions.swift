@@ -23,7 +23,7 @@ struct PricingOptions: ParsableArguments {
         if prices == nil, let names {
             let missing = names.filter { name in !table.models.contains { $0.model == name } }
             guard missing.isEmpty else {
-                throw ValidationError("--compare names \(missing.joined(separator: ", ")), which the shipped price table lacks (it has \(table.models.map(\.model).joined(separator: ", ")))")
+                throw CLIError("--compare names \(missing.joined(separator: ", ")), which the shipped price table lacks (it has \(table.models.map(\.model).joined(separator: ", ")))")
             }
             table.models = table.models.filter { names.contains($0.model) }
         }

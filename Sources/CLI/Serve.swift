@@ -30,7 +30,30 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Budget file: output-token caps and spend limits per API key (README, Budgets).") var budgets: String?
     @OptionGroup var pricingOptions: PricingOptions
 
+    /// Flag values that cannot work, refused before anything is loaded.
+    private func checkFlags() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw CLIError(message) } }
+        try check((1...65535).contains(port), "--port \(port) is not a TCP port; use 1-65535")
+        try check(threads >= 1, "--threads \(threads) must be at least 1")
+        try check(maxSeqs >= 1, "--max-seqs \(maxSeqs) must be at least 1")
+        try check(maxBatchTokens >= 1, "--max-batch-tokens \(maxBatchTokens) must be at least 1")
+        try check(maxQueue >= 0, "--max-queue \(maxQueue) must be at least 0")
+        try check(kvMemory >= 1, "--kv-memory \(kvMemory) MiB must be at least 1")
+        if let kvBlocks { try check(kvBlocks >= 1, "--kv-blocks \(kvBlocks) must be at least 1") }
+    }
+
     func run() async throws {
+        // Everything a flag can get wrong is checked before the model and the engine exist: an error then
+        // exits with its message and status 1 (CLIError) instead of tearing down a running engine.
+        try checkFlags()
+        let pricing = try noMetering ? nil : pricingOptions.pricing()
+        let policy = try pricing.flatMap { pricing in try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) } } ?? .unlimited
+        var apiKeys = apiKey
+        if let apiKeyFile {
+            apiKeys += try String(contentsOfFile: apiKeyFile, encoding: .utf8)
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+
         let path = try model ?? Pull.defaultModelPulledIfMissing()
         let llama = try LlamaModel(path: path, threads: threads)
         printError("weights: \(llama.weights.source)")
@@ -43,22 +66,29 @@ struct Serve: AsyncParsableCommand {
         options.maxSeqs = maxSeqs
         options.maxQueue = maxQueue
         options.prefixCaching = !noPrefixCache
+        let positions = options.engineConfig(for: llama.config).kvBlocks * EngineConfig.standardBlockSize
+        if positions < llama.config.contextLength {
+            throw CLIError("the KV cache holds \(positions) positions but one full-context sequence needs \(llama.config.contextLength); raise --kv-memory or --kv-blocks")
+        }
         let engine = EngineFactory.engine(model: llama, options: options)
+        do {
+            try await serve(engine: engine, llama: llama, tokenizer: tokenizer, path: path, apiKeys: apiKeys, pricing: pricing, policy: policy)
+        } catch {
+            engine.shutdown(deadline: .zero)
+            throw error
+        }
+    }
 
+    private func serve(engine: BatchingEngine, llama: LlamaModel, tokenizer: Tokenizer, path: String, apiKeys: [String],
+                       pricing: Meter.Pricing?, policy: BudgetPolicy) async throws {
         var config = ServerConfig()
         config.host = host
         config.port = port
-        config.apiKeys = apiKey
-        if let apiKeyFile {
-            config.apiKeys += try String(contentsOfFile: apiKeyFile, encoding: .utf8)
-                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
+        config.apiKeys = apiKeys
         config.chatTemplateOverride = chatTemplate
         let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         var store: SQLiteUsageStore?
-        if !noMetering {
-            let pricing = try pricingOptions.pricing()
-            let policy = try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) } ?? .unlimited
+        if let pricing {
             let dbPath = db ?? defaultUsageDatabase()
             try FileManager.default.createDirectory(atPath: (dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             let opened = try await SQLiteUsageStore.open(path: dbPath)
@@ -79,3 +109,9 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension KVType: ExpressibleByArgument {}
+
+/// A command's own error: ArgumentParser prints "Error: <message>" and exits with status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

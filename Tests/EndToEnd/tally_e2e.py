@@ -24,7 +24,7 @@ def start_server(*flags, port=None):
     if not os.path.exists(MODEL):
         pytest.skip("the default model is absent; run `tally pull`")
     port = port or free_port()
-    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(port), "--kv-memory", "128", *flags],
+    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(port), "--kv-memory", "192", *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
