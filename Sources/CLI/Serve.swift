@@ -66,7 +66,8 @@ struct Serve: AsyncParsableCommand {
         options.maxSeqs = maxSeqs
         options.maxQueue = maxQueue
         options.prefixCaching = !noPrefixCache
-        let positions = options.engineConfig(for: llama.config).kvBlocks * EngineConfig.standardBlockSize
+        let planned = options.engineConfig(for: llama.config)
+        let positions = planned.kvBlocks * planned.blockSize
         if positions < llama.config.contextLength {
             throw CLIError("the KV cache holds \(positions) positions but one full-context sequence needs \(llama.config.contextLength); raise --kv-memory or --kv-blocks")
         }
