@@ -1,7 +1,10 @@
 // Run-time choice of the instruction-set level, from the CPU's features.
 #include "CKernels.h"
 
-static int forced = -1;
+// Forcing is per thread: a kernel test forces a level on its own thread, while a model running in a
+// concurrent test (or the pool workers of any model) keeps the detected level. A process-wide switch let
+// a kernel test flip a real-model golden's near-tie mid-run.
+static _Thread_local int forced = -1;
 
 int tally_isa_detect(void) {
 #if defined(__x86_64__) || defined(__i386__)

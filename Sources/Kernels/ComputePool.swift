@@ -45,7 +45,7 @@ package enum KernelISA: Int32, CaseIterable, Sendable {
 
     package static var detected: KernelISA { KernelISA(rawValue: tally_isa_detect()) ?? .scalar }
     package static var current: KernelISA { KernelISA(rawValue: tally_isa_current()) ?? .scalar }
-    /// Forces a level (clamped to what the CPU has); returns the level in force.
+    /// Forces a level on the calling thread only (clamped to what the CPU has); returns the level in force.
     @discardableResult
     package static func force(_ level: KernelISA) -> KernelISA { KernelISA(rawValue: tally_isa_force(level.rawValue)) ?? .scalar }
     package var name: String { String(cString: tally_isa_name(rawValue)) }

@@ -419,4 +419,18 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
             }
         }
     }
+
+    /// A level forced by a test holds on its thread only: other threads (a model's pool workers, another
+    /// test's forward pass) keep the detected level. A process-wide switch once flipped a real-model
+    /// golden's near-tie while the kernel tests ran beside it.
+    @Test func forcingALevelLeavesOtherThreadsAtTheDetectedLevel() {
+        defer { KernelISA.force(.avx512VNNI) }
+        #expect(KernelISA.force(.scalar) == .scalar)
+        let pool = ComputePool(threads: 2, spinMicroseconds: 50)
+        let levels = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
+        defer { levels.deallocate() }
+        pool.run { i, _ in levels[i] = KernelISA.current.rawValue }
+        #expect(levels[0] == KernelISA.scalar.rawValue)  // participant 0 is the calling thread
+        #expect(levels[1] == KernelISA.detected.rawValue)
+    }
 }

@@ -15,7 +15,8 @@ enum { TALLY_ISA_SCALAR = 0, TALLY_ISA_AVX2 = 1, TALLY_ISA_AVX512_VNNI = 2 };
 int tally_isa_detect(void);
 /// The level the kernels use now (the detected one unless forced).
 int tally_isa_current(void);
-/// Forces a level (tests compare levels); a level above the detected one is clamped. Returns the level set.
+/// Forces a level on the calling thread only (tests compare levels); a level above the detected one is
+/// clamped. Returns the level set.
 int tally_isa_force(int level);
 const char *tally_isa_name(int level);
 
