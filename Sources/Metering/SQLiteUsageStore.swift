@@ -58,6 +58,18 @@ package actor SQLiteUsageStore: UsageStore {
             "CREATE INDEX usage_time ON usage (time_us)",
             "CREATE INDEX usage_tenant_time ON usage (tenant, time_us)",
         ],
+        [
+            """
+            CREATE TABLE server_runs (
+                id TEXT PRIMARY KEY NOT NULL,
+                host TEXT NOT NULL,
+                start_us INTEGER NOT NULL,
+                last_seen_us INTEGER NOT NULL,
+                stopped INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX server_runs_start ON server_runs (start_us)",
+        ],
     ]
     package static var schemaVersion: Int { migrations.count }
 
@@ -175,7 +187,7 @@ package actor SQLiteUsageStore: UsageStore {
         }
     }
 
-    private static func binds(_ r: UsageRecord) -> [SQLiteData] {
+    static func binds(_ r: UsageRecord) -> [SQLiteData] {
         let tags = (try? JSONEncoder().encode(r.tags)).flatMap { String(data: $0, encoding: .utf8) } ?? "[]"
         return [
             .text(r.id), .int(r.timeMicros), .text(r.model),
@@ -187,6 +199,36 @@ package actor SQLiteUsageStore: UsageStore {
             .int(Int64(r.generatedTokens)), .int(r.queueMicros), .int(r.prefillMicros),
             .int(r.decodeMicros), .int(r.busyShareMicros), .text(r.finishReason.rawValue),
         ]
+    }
+
+    // MARK: Server runs
+
+    package func startRun(_ run: ServerRun) async throws {
+        _ = try await query("INSERT OR IGNORE INTO server_runs (id, host, start_us, last_seen_us, stopped) VALUES (?, ?, ?, ?, ?)",
+                            [.text(run.id), .text(run.host), .int(run.startMicros), .int(run.lastSeenMicros), .int(run.stopped ? 1 : 0)],
+                            "start server run")
+    }
+
+    package func stampRun(id: String, atMicros: Int64, stopped: Bool) async throws {
+        _ = try await query("UPDATE server_runs SET last_seen_us = MAX(last_seen_us, ?), stopped = MAX(stopped, ?) WHERE id = ?",
+                            [.int(atMicros), .int(stopped ? 1 : 0), .text(id)], "stamp server run")
+    }
+
+    package func runs(in range: TimeRange) async throws -> [ServerRun] {
+        var clauses: [String] = [], binds: [SQLiteData] = []
+        if let since = range.sinceMicros { clauses.append("last_seen_us >= ?"); binds.append(.int(since)) }
+        if let until = range.untilMicros { clauses.append("start_us < ?"); binds.append(.int(until)) }
+        let whereSQL = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        let rows = try await query("SELECT id, host, start_us, last_seen_us, stopped FROM server_runs\(whereSQL) ORDER BY start_us, id",
+                                   binds, "read server runs")
+        return try rows.map { row in
+            let id = row.column("id")?.string ?? "?"
+            guard let host = row.column("host")?.string, let start = row.column("start_us")?.integer,
+                  let last = row.column("last_seen_us")?.integer, let stopped = row.column("stopped")?.integer else {
+                throw MeteringError.corruptRow(path: path, id: id, reason: "a server run column is missing")
+            }
+            return ServerRun(id: id, host: host, startMicros: Int64(start), lastSeenMicros: Int64(last), stopped: stopped != 0)
+        }
     }
 
     // MARK: Reading

@@ -19,6 +19,13 @@ package struct TimeRange: Sendable, Equatable, Hashable {
 
     package static let all = TimeRange()
 
+    /// Whether `[start, end]` meets the range.
+    package func overlaps(start: Int64, end: Int64) -> Bool {
+        if let sinceMicros, end < sinceMicros { return false }
+        if let untilMicros, start >= untilMicros { return false }
+        return true
+    }
+
     package func contains(_ micros: Int64) -> Bool {
         if let sinceMicros, micros < sinceMicros { return false }
         if let untilMicros, micros >= untilMicros { return false }
@@ -116,8 +123,15 @@ package struct UsageGroup: Sendable, Equatable, Hashable, Codable {
 ///   await it before it sends a response's final chunk. Appending an id that is already stored keeps the
 ///   first record and succeeds, so a retry after an unknown outcome never duplicates a request.
 /// - Queries return records ordered by `(timeMicros, id)` and groups ordered by key.
+///
+/// Server runs (`ServerRun`) are stored beside the records: `startRun` when a server starts, `stampRun` at
+/// each heartbeat and at stop (a stamp never moves `lastSeenMicros` back), `runs` for a report's bill.
 package protocol UsageStore: Sendable {
     func append(_ record: UsageRecord) async throws
+    func startRun(_ run: ServerRun) async throws
+    func stampRun(id: String, atMicros: Int64, stopped: Bool) async throws
+    /// Runs that were up at some time in `range` (ordered by start).
+    func runs(in range: TimeRange) async throws -> [ServerRun]
     func records(in range: TimeRange, tenant: String?) async throws -> [UsageRecord]
     func totals(in range: TimeRange, tenant: String?, by grouping: Grouping?) async throws -> [UsageGroup]
     func count() async throws -> Int
@@ -140,6 +154,7 @@ extension UsageStore {
 package actor InMemoryUsageStore: UsageStore {
     private var stored: [UsageRecord] = []
     private var ids = Set<String>()
+    private var serverRuns: [String: ServerRun] = [:]
     private var closed = false
 
     package init(records: [UsageRecord] = []) {
@@ -149,6 +164,25 @@ package actor InMemoryUsageStore: UsageStore {
     package func append(_ record: UsageRecord) throws {
         guard !closed else { throw MeteringError.storeClosed }
         if ids.insert(record.id).inserted { stored.append(record) }
+    }
+
+    package func startRun(_ run: ServerRun) throws {
+        guard !closed else { throw MeteringError.storeClosed }
+        if serverRuns[run.id] == nil { serverRuns[run.id] = run }
+    }
+
+    package func stampRun(id: String, atMicros: Int64, stopped: Bool) throws {
+        guard !closed else { throw MeteringError.storeClosed }
+        guard var run = serverRuns[id] else { return }
+        run.lastSeenMicros = max(run.lastSeenMicros, atMicros)
+        run.stopped = run.stopped || stopped
+        serverRuns[id] = run
+    }
+
+    package func runs(in range: TimeRange) throws -> [ServerRun] {
+        guard !closed else { throw MeteringError.storeClosed }
+        return serverRuns.values.filter { range.overlaps(start: $0.startMicros, end: $0.lastSeenMicros) }
+            .sorted { ($0.startMicros, $0.id) < ($1.startMicros, $1.id) }
     }
 
     package func records(in range: TimeRange, tenant: String?) throws -> [UsageRecord] {

@@ -142,4 +142,23 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         await #expect(throws: MeteringError.storeClosed) { try await store.append(Fixtures.records[0]) }
         await #expect(throws: MeteringError.storeClosed) { try await store.records() }
     }
+
+    @Test(arguments: StoreKind.allCases) func serverRunsAreStampedAndFoundByOverlap(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        try await store.startRun(ServerRun(id: "a", host: "box", startMicros: 100))
+        try await store.startRun(ServerRun(id: "b", host: "box", startMicros: 1_000))
+        try await store.startRun(ServerRun(id: "a", host: "other", startMicros: 5))  // a repeated id keeps the first
+        try await store.stampRun(id: "a", atMicros: 400, stopped: false)
+        try await store.stampRun(id: "a", atMicros: 300, stopped: false)  // a late stamp never moves a run back
+        try await store.stampRun(id: "a", atMicros: 500, stopped: true)
+        try await store.stampRun(id: "missing", atMicros: 9, stopped: true)
+        #expect(try await store.runs(in: .all) == [
+            ServerRun(id: "a", host: "box", startMicros: 100, lastSeenMicros: 500, stopped: true),
+            ServerRun(id: "b", host: "box", startMicros: 1_000),
+        ])
+        #expect(try await store.runs(in: TimeRange(sinceMicros: 501)).map(\.id) == ["b"])
+        #expect(try await store.runs(in: TimeRange(sinceMicros: 500, untilMicros: 1_000)).map(\.id) == ["a"])
+        #expect(try await store.runs(in: TimeRange(untilMicros: 100)).isEmpty)
+        try await store.close()
+    }
 }

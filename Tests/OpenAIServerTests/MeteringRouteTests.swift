@@ -214,6 +214,9 @@ private func sentenceEngine(cached: Int = 0, delay: Duration? = nil) throws -> F
 private struct FailingStore: UsageStore {
     struct Full: Error {}
     func append(_ record: UsageRecord) async throws { throw Full() }
+    func startRun(_ run: ServerRun) async throws { throw Full() }
+    func stampRun(id: String, atMicros: Int64, stopped: Bool) async throws { throw Full() }
+    func runs(in range: TimeRange) async throws -> [ServerRun] { [] }
     func records(in range: TimeRange, tenant: String?) async throws -> [UsageRecord] { [] }
     func totals(in range: TimeRange, tenant: String?, by grouping: Grouping?) async throws -> [UsageGroup] { [] }
     func count() async throws -> Int { 0 }
