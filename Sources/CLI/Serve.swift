@@ -23,10 +23,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most requests waiting; more get 429.") var maxQueue = 256
     @Option(help: "An API key clients must send as 'Authorization: Bearer KEY' (repeatable).") var apiKey: [String] = []
     @Option(help: "A file of API keys, one per line.") var apiKeyFile: String?
+    @Option(help: "Another name clients may give as `model` for this model (repeatable); any other name gets 404.") var alias: [String] = []
     @Option(help: "Chat template name to use instead of the one the model declares.") var chatTemplate: String?
     @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
     @Option(help: "Usage database (SQLite; default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
     @Flag(help: "Do not record usage or price requests (no usage.cost, no budgets).") var noMetering = false
+    @Option(help: "This machine's name in reports (replicas; default: the host name).") var replica: String?
+    @Option(help: "Seconds between the run's heartbeats in the usage database (the bill of a crashed run ends at its last).") var heartbeatSeconds = 60
     @Option(help: "Budget file: output-token caps and spend limits per API key (README, Budgets).") var budgets: String?
     @OptionGroup var pricingOptions: PricingOptions
 
@@ -38,6 +41,7 @@ struct Serve: AsyncParsableCommand {
         try check(maxSeqs >= 1, "--max-seqs \(maxSeqs) must be at least 1")
         try check(maxBatchTokens >= 1, "--max-batch-tokens \(maxBatchTokens) must be at least 1")
         try check(maxQueue >= 0, "--max-queue \(maxQueue) must be at least 0")
+        try check(heartbeatSeconds >= 1, "--heartbeat-seconds \(heartbeatSeconds) must be at least 1")
         try check(kvMemory >= 1, "--kv-memory \(kvMemory) MiB must be at least 1")
         if let kvBlocks { try check(kvBlocks >= 1, "--kv-blocks \(kvBlocks) must be at least 1") }
     }
@@ -89,6 +93,7 @@ struct Serve: AsyncParsableCommand {
         config.chatTemplateOverride = chatTemplate
         let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         var store: SQLiteUsageStore?
+        var heartbeat: RunHeartbeat?
         if let pricing {
             let dbPath = db ?? defaultUsageDatabase()
             try FileManager.default.createDirectory(atPath: (dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -96,15 +101,31 @@ struct Serve: AsyncParsableCommand {
             store = opened
             config.meter = Meter(store: opened, pricing: pricing, budgets: policy)
             config.modelShape = ModelShape(file: llama.file)
+            // The machine is billed from here (model loaded) to the stop, busy or idle.
+            heartbeat = try await RunHeartbeat.start(store: opened, host: replica ?? ProcessInfo.processInfo.hostName,
+                                                     interval: .seconds(heartbeatSeconds))
             printError("metering to \(dbPath); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(Tenant.fingerprint(apiKey: key))") }
         }
-        let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name)
-        printError("serving \(name) on http://\(host):\(port) (\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running)")
-        try await runServer(app, config: config)
+        config.modelAliases = alias
+        let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"
+        let listening = Readiness(false)
+        let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name) { [host] port in
+            listening.set(true)
+            printError("serving \(name) on http://\(host):\(port) (\(summary))")
+        }
+        do {
+            try await runServer(app, config: config)
+        } catch where !listening.isReady {
+            // Nothing claimed to be serving: the socket could not be bound (a port in use, a bad host).
+            await heartbeat?.stop()
+            try? await store?.close()
+            throw CLIError("cannot listen on \(host):\(port): \(error)")
+        }
         engine.shutdown(deadline: .seconds(5))
         // Requests aborted by the shutdown are recorded in the background: let them land, then close.
         await config.meter?.flush()
+        await heartbeat?.stop()
         try? await store?.close()
     }
 }

@@ -68,6 +68,12 @@ package struct APIError: Error, HTTPResponseError, CustomStringConvertible {
                  type: "invalid_request_error", code: "not_found")
     }
 
+    /// OpenAI's answer to a model it does not serve.
+    package static func modelNotFound(_ name: String, served: String, param: String?) -> APIError {
+        APIError(status: .notFound, message: "the model \(name.debugDescription) does not exist; this server serves \(served.debugDescription) (see GET /v1/models)",
+                 param: param, code: "model_not_found")
+    }
+
     package static func sampling(_ error: SamplingError) -> APIError {
         invalid(error.description, param: error.parameter)
     }

@@ -23,13 +23,16 @@ package struct ServerRequestContext: RequestContext {
 ///
 ///     let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: "smollm2")
 ///     try await runServer(app, config: config)   // returns after SIGTERM/SIGINT and the grace period
+/// `onListening` runs once the socket is bound, with the bound port: only then may anything say it is serving
+/// (a port already in use fails `runServer` instead).
 package func buildApplication(
     config: ServerConfig, engine: any InferenceEngine, tokenizer: Tokenizer, modelName: String,
-    metrics: ServerMetrics = ServerMetrics()
+    metrics: ServerMetrics = ServerMetrics(), onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let router = try buildRouter(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName, metrics: metrics)
     return Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port),
-                                                           serverName: "tally"))
+                                                           serverName: "tally"),
+                       onServerRunning: { channel in await onListening(channel.localAddress?.port ?? config.port) })
 }
 
 package func buildRouter(
@@ -54,6 +57,7 @@ package func buildRouter(
     }
     let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: config.apiKeys))
     v1.get("models") { _, _ -> Response in service.models() }
+    v1.get("models/:id") { _, context -> Response in try service.model(id: context.parameters.require("id")) }
     v1.post("completions") { request, context -> Response in try await service.completions(request, context) }
     v1.post("chat/completions") { request, context -> Response in try await service.chatCompletions(request, context) }
     return router

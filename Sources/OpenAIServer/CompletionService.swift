@@ -53,24 +53,40 @@ struct CompletionService: Sendable {
     let metrics: ServerMetrics
     /// `Tenant.fingerprint` of each of `config.apiKeys`: who a request is billed to.
     let tenants: [String]
-    let created = Int(Date().timeIntervalSince1970)
+    /// When the server started: the `created` of the model object (a completion's is its request's time).
+    let started = Int(Date().timeIntervalSince1970)
 
     // MARK: Routes
 
     func models() -> Response {
-        jsonResponse(.object([
-            ("object", .string("list")),
-            ("data", .array([.object([
-                ("id", .string(modelName)), ("object", .string("model")), ("created", .int(created)),
-                ("owned_by", .string("tally")), ("max_model_len", .int(engine.contextLength)),
-            ])])),
-        ]))
+        jsonResponse(.object([("object", .string("list")), ("data", .array([modelObject]))]))
+    }
+
+    /// GET /v1/models/{id}: the served model under its name or an alias, else OpenAI's 404.
+    func model(id: String) throws -> Response {
+        try checkModel(id, param: nil)
+        return jsonResponse(modelObject)
+    }
+
+    private var modelObject: JSON {
+        .object([
+            ("id", .string(modelName)), ("object", .string("model")), ("created", .int(started)),
+            ("owned_by", .string("tally")), ("max_model_len", .int(engine.contextLength)),
+        ])
+    }
+
+    /// A request's `model` must be the served name or one of its aliases (`--alias`); omitted, it is the
+    /// served model.
+    private func checkModel(_ name: String?, param: String? = "model") throws {
+        guard let name, name != modelName, !config.modelAliases.contains(name) else { return }
+        throw APIError.modelNotFound(name, served: modelName, param: param)
     }
 
     func completions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
-        let arrival = ContinuousClock.now
+        let arrival = ContinuousClock.now, created = Int(Date().timeIntervalSince1970)
         let wire = try decodeRequest(CompletionRequest.self, from: try await readBody(request))
         let fields = wire.fields
+        try checkModel(fields.model)
         let promptTokens: [TokenID]
         let echoText: String?
         switch wire.prompt {
@@ -96,8 +112,9 @@ struct CompletionService: Sendable {
     }
 
     func chatCompletions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
-        let arrival = ContinuousClock.now
+        let arrival = ContinuousClock.now, created = Int(Date().timeIntervalSince1970)
         let wire = try decodeRequest(ChatCompletionRequest.self, from: try await readBody(request))
+        try checkModel(wire.fields.model)
         guard !wire.messages.isEmpty else {
             throw APIError.invalid("messages is empty; send at least one message", param: "messages")
         }

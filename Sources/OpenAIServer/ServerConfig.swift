@@ -21,6 +21,8 @@ package struct ServerConfig: Sendable {
     package var retryAfterSeconds = 1
     /// How long in-flight requests may run after SIGTERM/SIGINT before they are cancelled.
     package var shutdownGracePeriod: Duration = .seconds(30)
+    /// Other names a request's `model` may give for the served model (`--alias`); any other name is a 404.
+    package var modelAliases: [String] = []
     /// Log-probabilities of at most this many alternatives per token (`logprobs`, `top_logprobs`).
     package var maxTopLogprobs = 20
 

@@ -1,5 +1,6 @@
 // Request bodies of /v1/completions and /v1/chat/completions, decoded at the edge into native types.
-// Unknown fields are ignored; a field of the wrong type or out of range is a 400 naming it (the
+// OpenAI fields tally does not implement are refused by name (UnimplementedFields.swift), other unknown
+// fields are ignored; a field of the wrong type or out of range is a 400 naming it (the
 // OpenAI wire name, e.g. "messages[1].content"), never a crash or a silent default.
 
 import Foundation
@@ -93,6 +94,7 @@ package struct CompletionRequest: Decodable, Sendable {
     enum CodingKeys: String, CodingKey { case prompt, logprobs, echo }
 
     package init(from decoder: any Decoder) throws {
+        try UnimplementedField.refuse(UnimplementedField.completions, in: decoder)
         fields = try GenerationFields(from: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         logprobs = try c.decodeInteger(.logprobs)
@@ -137,6 +139,7 @@ package struct ChatCompletionRequest: Decodable, Sendable {
     enum PartKeys: String, CodingKey { case type, text }
 
     package init(from decoder: any Decoder) throws {
+        try UnimplementedField.refuse(UnimplementedField.chat, in: decoder)
         fields = try GenerationFields(from: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         logprobs = try c.decodeIfPresent(Bool.self, forKey: .logprobs) ?? false

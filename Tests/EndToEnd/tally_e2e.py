@@ -11,6 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("TALLY_BIN", os.path.join(ROOT, ".build/debug/tally"))
 MODEL = os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf")
+MODEL_NAME = "SmolLM2-135M-Instruct-Q8_0"  # the served name: the file's stem
 
 
 def free_port():

@@ -16,12 +16,12 @@ import urllib.request
 import openai
 import pytest
 
-from tally_e2e import start_server
+from tally_e2e import MODEL_NAME, start_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base, proc = start_server("--db", str(tmp_path_factory.mktemp("usage") / "usage.db"))
+    base, proc = start_server("--db", str(tmp_path_factory.mktemp("usage") / "usage.db"), "--alias", "smollm")
     yield base, proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -35,7 +35,49 @@ def client(server):
 
 def test_models(client):
     models = client.models.list()
-    assert [m.id for m in models.data] == ["SmolLM2-135M-Instruct-Q8_0"]
+    assert [m.id for m in models.data] == [MODEL_NAME]
+    # By name or by alias (--alias smollm), one model; any other name is OpenAI's 404 model_not_found.
+    assert client.models.retrieve(MODEL_NAME).id == MODEL_NAME
+    assert client.models.retrieve("smollm").id == MODEL_NAME
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("gpt-4o")
+    assert e.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.NotFoundError) as e:
+        client.completions.create(model="gpt-4o", prompt="hi", max_tokens=1)
+    assert e.value.body["code"] == "model_not_found" and e.value.body["param"] == "model"
+
+
+def test_a_completion_is_created_at_its_request_time(client):
+    time.sleep(1.5)  # the server started at least this long ago
+    before = time.time()
+    r = client.completions.create(model=MODEL_NAME, prompt="Hi", max_tokens=1)
+    assert int(before) <= r.created <= time.time() + 1
+
+
+@pytest.mark.parametrize("endpoint,field,value", [
+    ("chat", "response_format", {"type": "json_object"}),
+    ("chat", "tools", [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]),
+    ("chat", "tool_choice", "auto"),
+    ("chat", "logit_bias", {"42": 5}),
+    ("chat", "reasoning_effort", "low"),
+    ("completions", "suffix", " the end"),
+    ("completions", "best_of", 3),
+    ("completions", "logit_bias", {"42": -100}),
+])
+def test_an_unimplemented_parameter_is_refused_by_name(client, endpoint, field, value):
+    with pytest.raises(openai.BadRequestError) as e:
+        if endpoint == "chat":
+            client.chat.completions.create(model=MODEL_NAME, max_tokens=2, messages=[{"role": "user", "content": "hi"}],
+                                           extra_body={field: value})
+        else:
+            client.completions.create(model=MODEL_NAME, prompt="hi", max_tokens=2, extra_body={field: value})
+    assert e.value.body["param"] == field and e.value.body["code"] == "unsupported_parameter"
+
+
+def test_a_parameter_at_its_no_op_value_is_accepted(client):
+    r = client.chat.completions.create(model=MODEL_NAME, max_tokens=2, messages=[{"role": "user", "content": "hi"}],
+                                       response_format={"type": "text"}, logit_bias={}, store=False)
+    assert r.usage.completion_tokens == 2
 
 
 def test_completion_matches_llama_cpp_greedy(client):
@@ -60,8 +102,8 @@ def test_chat_completion(client):
 
 def test_streaming_chat_equals_non_streamed(client):
     messages = [{"role": "user", "content": "Name three colours."}]
-    whole = client.chat.completions.create(model="m", max_tokens=24, temperature=0, messages=messages)
-    chunks = list(client.chat.completions.create(model="m", max_tokens=24, temperature=0, messages=messages,
+    whole = client.chat.completions.create(model="smollm", max_tokens=24, temperature=0, messages=messages)
+    chunks = list(client.chat.completions.create(model="smollm", max_tokens=24, temperature=0, messages=messages,
                                                   stream=True, stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
@@ -74,7 +116,7 @@ def test_streaming_chat_equals_non_streamed(client):
 
 def test_bad_request_gets_an_openai_error(client):
     with pytest.raises(openai.BadRequestError) as e:
-        client.completions.create(model="m", prompt="hi", max_tokens=4, temperature=5)
+        client.completions.create(model="smollm", prompt="hi", max_tokens=4, temperature=5)
     assert e.value.body["param"] == "temperature"
 
 

@@ -1,6 +1,7 @@
 """`tally serve` refuses flag values that cannot work: its message and exit status 1, never a crash (a
 crash shows as a negative status, a signal), before anything claims to be serving."""
 import os
+import socket
 import subprocess
 
 import pytest
@@ -30,3 +31,17 @@ def test_a_bad_flag_exits_1_with_its_message(flags, message, tmp_path):
         assert p.returncode == 1, (p.returncode, p.stderr)
         assert message in p.stderr
         assert "serving" not in p.stderr
+
+
+def test_a_port_in_use_exits_1_before_claiming_to_serve(tmp_path):
+    if not os.path.exists(MODEL):
+        pytest.skip("the default model is absent; run `tally pull`")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = subprocess.run([BIN, "serve", "--model", MODEL, "--db", str(tmp_path / "usage.db"), "--kv-memory", "192",
+                            "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in p.stderr and "in use" in p.stderr
+    assert "serving" not in p.stderr

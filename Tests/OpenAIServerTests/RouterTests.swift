@@ -21,7 +21,7 @@ private func sentenceEngine(cached: Int = 0, finish: FinishReason = .stop) throw
     @Test func completionBodyHasOpenAIShapeAndUsage() async throws {
         let engine = try sentenceEngine()
         try await makeApp(engine).test(.router) { client in
-            let response = try await client.post("/v1/completions", #"{"model": "x", "prompt": "Say it", "max_tokens": 50}"#)
+            let response = try await client.post("/v1/completions", #"{"model": "smollm2-test", "prompt": "Say it", "max_tokens": 50}"#)
             #expect(response.status == .ok)
             #expect(response.headers[.contentType] == "application/json")
             let json = try response.json()
@@ -60,7 +60,7 @@ private func sentenceEngine(cached: Int = 0, finish: FinishReason = .stop) throw
         let engine = try sentenceEngine(cached: 7)
         try await makeApp(engine).test(.router) { client in
             let response = try await client.post("/v1/chat/completions", #"""
-                {"model": "x", "messages": [{"role": "system", "content": "Be brief."},
+                {"model": "smollm2-test", "messages": [{"role": "system", "content": "Be brief."},
                  {"role": "user", "content": [{"type": "text", "text": "Capital "}, {"type": "text", "text": "of France?"}]}],
                  "max_completion_tokens": 64, "some_future_field": {"nested": [1, 2]}}
                 """#)
@@ -401,6 +401,63 @@ final class LockedBox<Value: Sendable>: Sendable {
                               param: "messages[0].content[0]")
         try await expectError(#"{"model": "m"}"#, at: "/v1/chat/completions", param: "messages")
         try await expectError(#"{"messages": []}"#, at: "/v1/chat/completions", param: "messages")
+    }
+
+    /// Every OpenAI field tally would ignore is refused by name; its no-op value (and null) is accepted.
+    @Test func unimplementedFieldsAreRefusedByName() async throws {
+        let chat = #""messages": [{"role": "user", "content": "x"}]"#
+        for (field, value) in [("response_format", #"{"type": "json_schema", "json_schema": {}}"#), ("tools", #"[{"type": "function"}]"#),
+                               ("tool_choice", #""required""#), ("logit_bias", #"{"1": 2}"#), ("functions", #"[{}]"#),
+                               ("function_call", #""auto""#), ("modalities", #"["text", "audio"]"#), ("audio", "{}"),
+                               ("prediction", "{}"), ("reasoning_effort", #""high""#), ("verbosity", #""low""#),
+                               ("web_search_options", "{}"), ("service_tier", #""flex""#), ("store", "true"),
+                               ("metadata", #"{"a": "b"}"#)] {
+            try await expectError(#"{\#(chat), "\#(field)": \#(value)}"#, at: "/v1/chat/completions", param: field,
+                                  code: "unsupported_parameter")
+        }
+        for (field, value) in [("suffix", #""end""#), ("best_of", "2"), ("logit_bias", #"{"1": 2}"#), ("service_tier", #""priority""#)] {
+            try await expectError(#"{"prompt": "hi", "\#(field)": \#(value)}"#, param: field, code: "unsupported_parameter")
+        }
+        let engine = try sentenceEngine()
+        try await makeApp(engine).test(.router) { client in
+            for body in [#"{\#(chat), "response_format": {"type": "text"}, "tools": [], "tool_choice": "none", "logit_bias": {}, "store": false, "service_tier": "auto", "modalities": ["text"], "audio": null}"#] {
+                let response = try await client.post("/v1/chat/completions", body)
+                #expect(response.status == .ok)
+            }
+            let completion = #"{"prompt": "hi", "best_of": 1, "suffix": null, "logit_bias": {}, "cache_prompt": true}"#
+            let response = try await client.post("/v1/completions", completion)
+            #expect(response.status == .ok)
+        }
+    }
+
+    /// `model` names the served model or one of its aliases; anything else is OpenAI's 404.
+    @Test func anUnknownModelIsA404AndModelsCanBeRetrieved() async throws {
+        try await expectError(#"{"model": "gpt-4o", "prompt": "hi"}"#, status: .notFound, param: "model", code: "model_not_found")
+        try await expectError(#"{"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}"#, at: "/v1/chat/completions",
+                              status: .notFound, param: "model", code: "model_not_found")
+        var config = ServerConfig()
+        config.modelAliases = ["smol"]
+        try await makeApp(try sentenceEngine(), config: config).test(.router) { client in
+            for name in ["smollm2-test", "smol"] {
+                let model = try await client.execute(uri: "/v1/models/\(name)", method: .get)
+                #expect(model.status == .ok)
+                #expect(try model.json()["id"] as? String == "smollm2-test")
+                #expect(try await client.post("/v1/completions", #"{"model": "\#(name)", "prompt": "hi"}"#).status == .ok)
+            }
+            let unknown = try await client.execute(uri: "/v1/models/llama", method: .get)
+            #expect(unknown.status == .notFound)
+            #expect(try unknown.errorObject()["code"] as? String == "model_not_found")
+        }
+    }
+
+    /// `created` is when the request arrived, not when the server started.
+    @Test func createdIsTheRequestsTime() async throws {
+        try await makeApp(try sentenceEngine()).test(.router) { client in
+            try await Task.sleep(for: .seconds(1.2))
+            let before = Int(Date().timeIntervalSince1970)
+            let response = try await client.post("/v1/completions", #"{"prompt": "hi"}"#)
+            #expect(try response.json()["created"] as? Int ?? 0 >= before)
+        }
     }
 
     @Test func outOfRangeValuesNameTheParameter() async throws {
