@@ -6,7 +6,14 @@ import Metering
 
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report", abstract: "Report usage and what it cost: local, GPU-equivalent and API-equivalent, with break-even.")
+        commandName: "report",
+        abstract: "Report what usage cost: the machine's bill for the hours it ran against each API for the same tokens, with a verdict, break-even and what-if.",
+        discussion: """
+            The window defaults to the span of the recorded server runs (and requests); --since and --until narrow it.
+            Self-host cost = machine $/h x provisioned hours, busy or idle.
+
+            Example: tally report --since 2026-11-01 --until 2026-12-01 --by tenant --format html --output report.html
+            """)
 
     @Option(help: "Usage database (default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
     @Option(help: "Only requests finished at or after this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).") var since: String?
@@ -15,6 +22,8 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "text, csv, json or html.") var format: ReportFormat = .text
     @Option(help: "Write the report here instead of standard output.") var output: String?
     @Option(help: "Budget file, to show spend against each budget this period.") var budgets: String?
+    @Option(help: "Tokens per second one machine serves at full load (for example from `tally bench`); default: measured from the records.")
+    var capacity: Double?
     @OptionGroup var pricingOptions: PricingOptions
 
     func run() async throws {
@@ -31,17 +40,21 @@ struct ReportCommand: AsyncParsableCommand {
             throw ValidationError("no usage database at \(path); serve some requests first or pass --db")
         }
         let store = try await SQLiteUsageStore.open(path: path)
-        let records: [UsageRecord]
+        let records: [UsageRecord], runs: [ServerRun]
         do {
+            let range = TimeRange(sinceMicros: sinceMicros, untilMicros: untilMicros)
             // Budgets look at the current period whatever the range, so they need every record.
-            records = try await store.records(in: policy == nil ? TimeRange(sinceMicros: sinceMicros, untilMicros: untilMicros) : .all)
+            records = try await store.records(in: policy == nil ? range : .all)
+            runs = try await store.runs(in: range)
             try await store.close()
         } catch {
             try? await store.close()
             throw error
         }
-        let report = makeReport(records: records, since: sinceMicros, until: untilMicros, by: by, prices: pricing.prices,
-                                machine: pricing.machine, gpu: pricing.gpu, generatedAtMicros: UTC.micros(Date()), budgets: policy)
+        if let capacity, !(capacity > 0) { throw ValidationError("--capacity \(capacity) must be a positive number of tokens per second") }
+        let report = makeReport(records: records, runs: runs, since: sinceMicros, until: untilMicros, by: by, prices: pricing.prices,
+                                machine: pricing.machine, gpu: pricing.gpu, generatedAtMicros: UTC.micros(Date()), budgets: policy,
+                                capacityTokensPerSecond: capacity)
         let text = report.render(format)
         if let output {
             try text.write(toFile: output, atomically: true, encoding: .utf8)

@@ -1,7 +1,11 @@
-// Cost reports: `makeReport` turns usage records plus dated prices and profiles into figures (requests,
-// tokens, cache hit rate, speed, local / GPU-equivalent / API-equivalent cost, savings, break-even,
-// what-if volumes, idle time). Pure: the clock comes in as `generatedAtMicros`. Renderers are in
-// ReportRender.swift.
+// Cost reports: `makeReport` turns usage records, server runs and dated prices and profiles into figures:
+// requests, tokens, cache hit rate, speed; the machine's bill for the hours it was provisioned (busy or
+// idle) against what each API would have charged for the same tokens; a verdict; break-even; what-if
+// volumes. Pure: the clock comes in as `generatedAtMicros`. Renderers are in ReportRender.swift.
+//
+// Self-hosting is a fixed hourly cost: the bill is machine $/h x provisioned hours, and "savings" are only
+// ever API cost minus that bill. The busy-share cost (machine $/h x engine busy time) is the unit cost at
+// full utilization, labelled so, never compared as if it were the bill.
 
 import Foundation
 
@@ -19,16 +23,20 @@ package struct Money: Sendable, Equatable, Codable {
     }
 }
 
-/// One API's figures for a set of records.
+/// One API's figures for a set of records: each a sum of what the responses said, request by request.
 package struct APILine: Sendable, Equatable, Codable {
     package var model: String
+    /// Standard tier with its prompt-cache discount on the tokens tally's prefix cache hit.
     package var standard: Money
+    /// Standard tier with no cache hits (list price for every prompt token).
+    package var uncached: Money
     package var batch: Money
-    /// API standard minus local cost: what self-hosting saved (negative: it cost more).
-    package var savingsVsLocalNanoUSD: Int64
-    /// API batch minus local cost.
-    package var batchSavingsVsLocalNanoUSD: Int64
-    /// What the cached tokens saved on this API: its standard cost with no cache hits minus its real one.
+    /// API standard minus the machine's bill (this line's share of it): what self-hosting saved (negative:
+    /// it cost more).
+    package var savingsVsBillNanoUSD: Int64
+    /// API batch minus the bill share.
+    package var batchSavingsVsBillNanoUSD: Int64
+    /// What the cached tokens saved on this API: `uncached - standard`.
     package var cacheSavingsNanoUSD: Int64
 }
 
@@ -48,6 +56,10 @@ package struct ReportLine: Sendable, Equatable, Codable {
     /// Computed tokens (uncached prompt + generated) per second of busy share: engine throughput.
     package var busyTokensPerSecond: Double
     package var busyShareMicros: Int64
+    /// This line's share of the machine's bill (bill x its busy share / all busy time): what its requests
+    /// cost end to end at the measured utilization.
+    package var bill: Money
+    /// Machine $/h x busy share: the cost at full utilization (what `usage.cost.local` says per response).
     package var local: Money
     package var gpu: Money
     /// GPU-equivalent cost with no prefix-cache hits minus the real one.
@@ -55,51 +67,80 @@ package struct ReportLine: Sendable, Equatable, Codable {
     package var apis: [APILine]
 }
 
-/// Busy and idle time of the machine over the report's window.
+/// The machine's bill over the report's window: provisioned hours, busy and idle.
 package struct Utilization: Sendable, Equatable, Codable {
+    /// Calendar span of the window.
     package var windowMicros: Int64
+    /// Machine-time provisioned in the window: server runs, merged per host, summed over hosts.
+    package var provisionedMicros: Int64
+    /// Hosts (replicas) that ran a server in the window.
+    package var machines: Int
+    package var runs: Int
     package var busyMicros: Int64
     package var idleMicros: Int64
-    /// busy / window.
+    /// busy / provisioned.
     package var utilization: Double
-    /// The machine's bill for the whole window, idle included.
-    package var machineCostNanoUSD: Int64
-    /// Local cost per 1M tokens at the measured utilization (the window's bill / tokens).
-    package var localPerMillionAtMeasuredNanoUSD: Int64
-    /// Local cost per 1M tokens at full load (busy-share cost / tokens).
-    package var localPerMillionAtFullLoadNanoUSD: Int64
+    /// machine $/h x provisioned hours: what self-hosting cost in the window.
+    package var billNanoUSD: Int64
+    /// Bill per 1M tokens: the unit cost at the measured utilization.
+    package var perMillionAtMeasuredNanoUSD: Int64
+    /// Busy-share cost per 1M tokens: the unit cost at full utilization.
+    package var perMillionAtFullNanoUSD: Int64
+    /// Tokens one machine serves per second when busy: the measured capacity the what-if uses.
+    package var capacityTokensPerSecond: Double
+    /// Where the capacity came from: `busy throughput`, `peak minute` or `given`.
+    package var capacitySource: String
 }
 
-/// Against one API (standard tier, at the recorded token mix): the monthly volume where an always-on
-/// machine costs the same as the API.
+/// Against one API (standard tier with caching, at the recorded token mix): the monthly volume where the
+/// machines cost the same as the API.
 package struct BreakEven: Sendable, Equatable, Codable {
     package var model: String
-    /// 730 hours of the machine.
+    /// 730 hours of one machine.
     package var machineMonthlyNanoUSD: Int64
     /// The API's price per 1M tokens at the recorded mix (input, cached, output shares).
     package var apiPerMillionNanoUSD: Int64
-    /// machine monthly cost / API price per token; 0 when the API cost nothing.
+    /// One machine's monthly cost / API price per token; 0 when the API cost nothing.
     package var breakEvenTokensPerMonth: Int64
-    /// Tokens per month the machine serves at full load, at the measured busy throughput.
+    /// Tokens per month one machine serves at full utilization (measured capacity).
     package var capacityTokensPerMonth: Int64
-    /// break-even / capacity; above 1 the machine can never serve enough to break even.
+    /// break-even / capacity; above 1 one machine can never serve enough to break even.
     package var breakEvenUtilization: Double
-    /// The recorded volume scaled to a 730-hour month.
+    /// The window's volume at its rate over a 730-hour month.
     package var recordedTokensPerMonth: Int64
 }
 
-/// The recorded volume scaled by `factor` over the same window.
+/// The window's volume scaled by `factor`, served by as many always-on machines as the capacity needs.
 package struct WhatIf: Sendable, Equatable, Codable {
     package var factor: Int
     package var requests: Int
     package var tokens: Int
-    /// Machines needed so busy time fits the window: ceil(factor x busy / window), at least 1.
+    package var tokensPerMonth: Int64
+    /// ceil(tokens / (capacity x provisioned hours per machine)), at least 1.
     package var machines: Int
     package var utilization: Double
-    /// The machines' bill for the window, idle included.
-    package var localNanoUSD: Int64
+    /// machines x $/h x provisioned hours per machine.
+    package var billNanoUSD: Int64
     package var gpuNanoUSD: Int64
     package var apis: [APITierCosts]
+}
+
+/// The answer first: what self-hosting cost against the cheapest API for the same tokens, and where that flips.
+package struct Verdict: Sendable, Equatable, Codable {
+    /// One paragraph saying it.
+    package var text: String
+    package var billNanoUSD: Int64
+    /// The cheapest API and tier for the same tokens (`standard` with caching, or `batch`).
+    package var cheapestAPI: String
+    package var cheapestTier: String
+    package var cheapestAPINanoUSD: Int64
+    package var selfHostCheaper: Bool
+    /// The dearer over the cheaper, >= 1 (0 when either is 0).
+    package var factor: Double
+    /// Against the cheapest API's standard tier: the monthly volume and one machine's utilization where it flips.
+    package var breakEvenTokensPerMonth: Int64
+    package var breakEvenUtilization: Double
+    package var recordedTokensPerMonth: Int64
 }
 
 /// One spend limit of one tenant in the period containing the report's generation time.
@@ -134,13 +175,14 @@ package struct Report: Sendable, Equatable, Codable {
     /// The range asked for (`--since`, `--until`), as `YYYY-MM-DDTHH:MM:SSZ`; nil: open.
     package var since: String?
     package var until: String?
-    /// The window utilization is measured over: the asked range, or first arrival to last finish.
+    /// The window billed: the asked range, else the span of the server runs and records.
     package var windowStart: String
     package var windowEnd: String
     package var grouping: Grouping?
     package var prices: Source
     package var machine: MachineProfile
     package var gpu: GPUProfile
+    package var verdict: Verdict
     package var total: ReportLine
     package var groups: [ReportLine]
     package var utilization: Utilization
@@ -150,38 +192,63 @@ package struct Report: Sendable, Equatable, Codable {
     /// Spend against each budget this period (empty without a budget policy).
     package var budgets: [BudgetLine] = []
     package var notes: [String]
+
+    /// JSON keys are snake_case, as the API's.
+    static let jsonKeys = JSONEncoder.KeyEncodingStrategy.convertToSnakeCase
 }
 
 /// Hours in the month used for monthly figures (8,760 / 12), as the break-even calculators use.
 package let hoursPerMonth: Int64 = 730
 
-/// Builds a report over the records finished in `[since, until)` (Unix µs; nil: open).
-package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by grouping: Grouping?,
+/// Builds a report over the records finished in `[since, until)` (Unix µs; nil: open) and the server runs
+/// up in it. `capacityTokensPerSecond` overrides the measured capacity (for example a `tally bench` result).
+package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], since: Int64?, until: Int64?, by grouping: Grouping?,
                         prices: PriceTable, machine: MachineProfile, gpu: GPUProfile,
-                        generatedAtMicros: Int64, budgets policy: BudgetPolicy? = nil) -> Report {
+                        generatedAtMicros: Int64, budgets policy: BudgetPolicy? = nil,
+                        capacityTokensPerSecond: Double? = nil) -> Report {
     let range = TimeRange(sinceMicros: since, untilMicros: until)
     let selected = records.filter { range.contains($0.timeMicros) }.sorted { ($0.timeMicros, $0.id) < ($1.timeMicros, $1.id) }
+    let runsInRange = runs.filter { range.overlaps(start: $0.startMicros, end: $0.lastSeenMicros) }
+    let busy = selected.reduce(Int64(0)) { $0 + $1.busyShareMicros }
+    var notes: [String] = []
 
-    func line(_ key: String, _ group: [UsageRecord]) -> ReportLine {
-        let totals = UsageTotals(group)
-        let local = CostModel.localCostNanoUSD(busyMicros: totals.busyShareMicros, machine: machine)
-        let gpuCost = group.reduce(Int64(0)) { $0 + CostModel.gpuCostNanoUSD($1, gpu: gpu) }
-        let gpuUncached = group.reduce(Int64(0)) {
-            var cold = $1
-            cold.cachedTokens = 0
-            return $0 + CostModel.gpuCostNanoUSD(cold, gpu: gpu)
+    // The window: the asked range, else from the first run start or arrival to the last heartbeat or finish.
+    let start = since ?? (runsInRange.map(\.startMicros) + selected.map(\.arrivalMicros)).min() ?? 0
+    let end = max(start, until ?? (runsInRange.map(\.lastSeenMicros) + selected.map(\.timeMicros)).max() ?? start)
+    let window = end - start
+    var provisioned = ProvisionedTime.micros(runsInRange, within: start..<end)
+    let machines = max(1, Set(runsInRange.map(\.host)).count)
+    if runsInRange.isEmpty {
+        provisioned = window
+        if !selected.isEmpty {
+            notes.append("No server runs are recorded in this window (usage written before tally recorded runs, or by tally bench): the bill assumes one machine provisioned for the whole window.")
         }
-        var cold = totals
-        cold.cachedTokens = 0
+    }
+    if provisioned < busy {
+        notes.append("The records' busy time exceeds the provisioned time of the recorded runs; the bill counts the busy time instead.")
+        provisioned = busy
+    }
+    let bill = CostModel.machineCostNanoUSD(wallMicros: provisioned, machine: machine)
+
+    /// One group's figures; `billShare` is its part of the bill.
+    func line(_ key: String, _ group: [UsageRecord], billShare: Int64) -> ReportLine {
+        let totals = UsageTotals(group)
+        let local = group.reduce(Int64(0)) { $0 + CostModel.localCostNanoUSD($1, machine: machine) }
+        let gpuCost = group.reduce(Int64(0)) { $0 + CostModel.gpuCostNanoUSD($1, gpu: gpu) }
+        let gpuUncached = group.reduce(Int64(0)) { $0 + CostModel.gpuCostNanoUSD($1.withoutCacheHits, gpu: gpu) }
+        func money(_ total: Int64) -> Money { Money(total: total, requests: totals.requests, tokens: totals.totalTokens) }
+        // Summed request by request, as each response's usage.cost was: cache-write caps and rounding per request.
         let apis = prices.models.map { price -> APILine in
-            let standard = CostModel.apiCostNanoUSD(totals, price: price, tier: .standard)
-            let batch = CostModel.apiCostNanoUSD(totals, price: price, tier: .batch)
-            return APILine(
-                model: price.label,
-                standard: Money(total: standard, requests: totals.requests, tokens: totals.totalTokens),
-                batch: Money(total: batch, requests: totals.requests, tokens: totals.totalTokens),
-                savingsVsLocalNanoUSD: standard - local, batchSavingsVsLocalNanoUSD: batch - local,
-                cacheSavingsNanoUSD: CostModel.apiCostNanoUSD(cold, price: price, tier: .standard) - standard)
+            var standard: Int64 = 0, uncached: Int64 = 0, batch: Int64 = 0
+            for record in group {
+                let billed = CostModel.BilledTokens(record)
+                standard += CostModel.apiCostNanoUSD(billed, price: price, tier: .standard)
+                batch += CostModel.apiCostNanoUSD(billed, price: price, tier: .batch)
+                uncached += CostModel.apiCostNanoUSD(CostModel.BilledTokens(record.withoutCacheHits), price: price, tier: .standard)
+            }
+            return APILine(model: price.label, standard: money(standard), uncached: money(uncached), batch: money(batch),
+                           savingsVsBillNanoUSD: standard - billShare, batchSavingsVsBillNanoUSD: batch - billShare,
+                           cacheSavingsNanoUSD: uncached - standard)
         }
         let computed = totals.uncachedPromptTokens + totals.generatedTokens
         return ReportLine(
@@ -191,55 +258,66 @@ package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by
             cacheHitRate: ratio(Double(totals.cachedTokens), Double(totals.promptTokens)),
             decodeTokensPerSecond: ratio(Double(totals.generatedTokens) * 1e6, Double(totals.decodeMicros)),
             busyTokensPerSecond: ratio(Double(computed) * 1e6, Double(totals.busyShareMicros)),
-            busyShareMicros: totals.busyShareMicros,
-            local: Money(total: local, requests: totals.requests, tokens: totals.totalTokens),
-            gpu: Money(total: gpuCost, requests: totals.requests, tokens: totals.totalTokens),
+            busyShareMicros: totals.busyShareMicros, bill: money(billShare), local: money(local), gpu: money(gpuCost),
             gpuCacheSavingsNanoUSD: gpuUncached - gpuCost, apis: apis)
     }
+    /// A group's part of the bill: by busy share (by request count if nothing was busy).
+    func share(_ group: [UsageRecord]) -> Int64 {
+        if busy > 0 { return CostModel.mulDiv(bill, group.reduce(0) { $0 + $1.busyShareMicros }, busy) }
+        return selected.isEmpty ? 0 : CostModel.mulDiv(bill, Int64(group.count), Int64(selected.count))
+    }
 
-    let total = line(UsageGroup.all, selected)
+    let total = line(UsageGroup.all, selected, billShare: bill)
     var groups: [ReportLine] = []
     if let grouping {
         var byKey: [String: [UsageRecord]] = [:]
         for record in selected {
             for key in UsageGroup.keys(of: record, by: grouping) { byKey[key, default: []].append(record) }
         }
-        groups = byKey.keys.sorted().map { line($0, byKey[$0]!) }
+        groups = byKey.keys.sorted().map { line($0, byKey[$0]!, billShare: share(byKey[$0]!)) }
     }
 
-    // Window: the asked range where given, else first arrival to last finish; never shorter than the busy
-    // time, so utilization stays <= 1 when a range is narrower than its requests.
-    let start = since ?? selected.map(\.arrivalMicros).min() ?? 0
-    let end = until ?? selected.map(\.timeMicros).max() ?? start
-    let window = max(end - start, total.busyShareMicros, 1)
-    let busy = total.busyShareMicros
-    let machineCost = CostModel.machineCostNanoUSD(wallMicros: window, machine: machine)
+    // Capacity: tokens per busy second, or the busiest minute's rate if higher, unless given.
+    let busyRate = busy == 0 ? 0 : Double(total.totalTokens) * 1e6 / Double(busy)
+    var perMinute: [Int64: Int] = [:]
+    for record in selected { perMinute[record.timeMicros / 60_000_000, default: 0] += record.promptTokens + record.generatedTokens }
+    let peakRate = Double(perMinute.values.max() ?? 0) / 60
+    // Kept exact for the sums below; rounded only where it is shown.
+    let capacity = capacityTokensPerSecond ?? max(busyRate, peakRate)
+    let capacitySource = capacityTokensPerSecond != nil ? "given" : peakRate > busyRate ? "peak minute" : "busy throughput"
+
     let utilization = Utilization(
-        windowMicros: window, busyMicros: busy, idleMicros: window - busy, utilization: rounded(Double(busy) / Double(window)),
-        machineCostNanoUSD: machineCost,
-        localPerMillionAtMeasuredNanoUSD: Money(total: machineCost, requests: total.requests, tokens: total.totalTokens).perMillionTokensNanoUSD,
-        localPerMillionAtFullLoadNanoUSD: total.local.perMillionTokensNanoUSD)
+        windowMicros: window, provisionedMicros: provisioned, machines: machines, runs: runsInRange.count,
+        busyMicros: busy, idleMicros: provisioned - busy, utilization: ratio(Double(busy), Double(provisioned)),
+        billNanoUSD: bill, perMillionAtMeasuredNanoUSD: total.bill.perMillionTokensNanoUSD,
+        perMillionAtFullNanoUSD: total.local.perMillionTokensNanoUSD,
+        capacityTokensPerSecond: rounded(capacity), capacitySource: capacitySource)
 
     let machineMonthly = machine.hourlyNanoUSD * hoursPerMonth
     let monthMicros = hoursPerMonth * CostModel.microsPerHour
-    let capacity = busy == 0 ? 0 : CostModel.mulDiv(Int64(total.totalTokens), monthMicros, busy)
+    let capacityPerMonth = Int64((capacity * Double(monthMicros) / 1e6).rounded())
+    let recordedPerMonth = window == 0 ? 0 : CostModel.mulDiv(Int64(total.totalTokens), monthMicros, window)
     let breakEven = total.apis.map { api -> BreakEven in
         let tokens = api.standard.totalNanoUSD == 0 ? 0
             : CostModel.mulDiv(machineMonthly, Int64(total.totalTokens), api.standard.totalNanoUSD)
         return BreakEven(
             model: api.model, machineMonthlyNanoUSD: machineMonthly, apiPerMillionNanoUSD: api.standard.perMillionTokensNanoUSD,
-            breakEvenTokensPerMonth: tokens, capacityTokensPerMonth: capacity,
-            breakEvenUtilization: capacity == 0 ? 0 : rounded(Double(tokens) / Double(capacity)),
-            recordedTokensPerMonth: CostModel.mulDiv(Int64(total.totalTokens), monthMicros, window))
+            breakEvenTokensPerMonth: tokens, capacityTokensPerMonth: capacityPerMonth,
+            breakEvenUtilization: ratio(Double(tokens), Double(capacityPerMonth)), recordedTokensPerMonth: recordedPerMonth)
     }
 
+    // What if: the same window with f times the tokens, on as many machines as the capacity needs, each
+    // provisioned as long as this window's machines were on average.
+    let perMachine = max(1, provisioned / Int64(machines))
     let whatIf = [1, 10, 100].map { factor -> WhatIf in
-        let scaledBusy = busy * Int64(factor)
-        let machines = max(1, Int((scaledBusy + window - 1) / window))
+        let tokens = total.totalTokens * factor
+        let oneMachine = capacity * Double(perMachine) / 1e6
+        let needed = oneMachine == 0 ? 1 : max(1, Int((Double(tokens) / oneMachine).rounded(.up)))
         return WhatIf(
-            factor: factor, requests: total.requests * factor, tokens: total.totalTokens * factor, machines: machines,
-            utilization: rounded(Double(scaledBusy) / (Double(window) * Double(machines))),
-            localNanoUSD: machineCost * Int64(machines), gpuNanoUSD: total.gpu.totalNanoUSD * Int64(factor),
+            factor: factor, requests: total.requests * factor, tokens: tokens, tokensPerMonth: recordedPerMonth * Int64(factor),
+            machines: needed, utilization: ratio(Double(tokens), oneMachine * Double(needed)),
+            billNanoUSD: Int64(needed) * CostModel.machineCostNanoUSD(wallMicros: perMachine, machine: machine),
+            gpuNanoUSD: total.gpu.totalNanoUSD * Int64(factor),
             apis: total.apis.map {
                 APITierCosts(model: $0.model, standardNanoUSD: $0.standard.totalNanoUSD * Int64(factor),
                              batchNanoUSD: $0.batch.totalNanoUSD * Int64(factor))
@@ -249,25 +327,87 @@ package func makeReport(records: [UsageRecord], since: Int64?, until: Int64?, by
     var byDay: [String: [UsageRecord]] = [:]
     for record in selected { byDay[UTC.day(micros: record.timeMicros), default: []].append(record) }
     let days = byDay.keys.sorted().map { day -> DayPoint in
-        let dayLine = line(day, byDay[day]!)
+        let dayLine = line(day, byDay[day]!, billShare: 0)
         return DayPoint(day: day, requests: dayLine.requests, localNanoUSD: dayLine.local.totalNanoUSD,
                         gpuNanoUSD: dayLine.gpu.totalNanoUSD, apiNanoUSD: dayLine.apis.map(\.standard.totalNanoUSD))
     }
 
-    var notes: [String] = []
     let unknownShape = Set(selected.filter { $0.modelShape.parameterCount == 0 }.map(\.model)).sorted()
     if !unknownShape.isEmpty {
         notes.append("GPU-equivalent cost is 0 for \(unknownShape.joined(separator: ", ")): records carry no model shape.")
     }
     if selected.isEmpty { notes.append("No usage records in the range.") }
 
+    let windowStart = UTC.timestamp(micros: start), windowEnd = UTC.timestamp(micros: end)
     return Report(
         generatedAt: UTC.timestamp(micros: generatedAtMicros), since: since.map(UTC.timestamp), until: until.map(UTC.timestamp),
-        windowStart: UTC.timestamp(micros: start), windowEnd: UTC.timestamp(micros: start + window), grouping: grouping,
+        windowStart: windowStart, windowEnd: windowEnd, grouping: grouping,
         prices: .init(name: prices.name, asOf: prices.asOf, source: prices.source), machine: machine, gpu: gpu,
+        verdict: verdict(total: total, utilization: utilization, breakEven: breakEven, machine: machine,
+                         from: windowStart, to: windowEnd),
         total: total, groups: groups, utilization: utilization, breakEven: breakEven, whatIf: whatIf, days: days,
         budgets: policy.map { budgetLines(records: records, policy: $0, nowMicros: generatedAtMicros, machine: machine, prices: prices) } ?? [],
         notes: notes)
+}
+
+extension UsageRecord {
+    /// The same request had its whole prompt missed the prefix cache.
+    var withoutCacheHits: UsageRecord {
+        var cold = self
+        cold.cachedTokens = 0
+        return cold
+    }
+}
+
+/// The report's first paragraph: what the machine cost, what each API would have, which is cheaper and by
+/// how much, and the volume (utilization) where that flips.
+private func verdict(total: ReportLine, utilization u: Utilization, breakEven: [BreakEven], machine: MachineProfile,
+                     from: String, to: String) -> Verdict {
+    let candidates = total.apis.flatMap { [($0.model, "standard", $0.standard.totalNanoUSD), ($0.model, "batch", $0.batch.totalNanoUSD)] }
+    guard let cheapest = candidates.min(by: { $0.2 < $1.2 }) else {
+        return Verdict(text: "No API prices to compare with.", billNanoUSD: u.billNanoUSD, cheapestAPI: "", cheapestTier: "",
+                       cheapestAPINanoUSD: 0, selfHostCheaper: false, factor: 0, breakEvenTokensPerMonth: 0,
+                       breakEvenUtilization: 0, recordedTokensPerMonth: 0)
+    }
+    let bill = u.billNanoUSD
+    let selfHostCheaper = bill < cheapest.2
+    let (dearer, cheaper) = selfHostCheaper ? (cheapest.2, bill) : (bill, cheapest.2)
+    let factor = cheaper == 0 ? 0 : ratio(Double(dearer), Double(cheaper))
+    let even = breakEven.first { $0.model == cheapest.0 }
+    var text = "From \(from) to \(to), \(u.machines == 1 ? "the machine" : "\(u.machines) machines") (\(machine.name), "
+        + "\(formatUSD(machine.hourlyNanoUSD))/h) ran \(hoursText(u.provisionedMicros)) and \(percentText(u.utilization)) of that time was busy, "
+        + "serving \(grouped(total.requests)) requests (\(grouped(total.totalTokens)) tokens). Self-hosting cost \(formatUSD(bill)), "
+        + "a fixed hourly cost whether busy or idle. The same tokens would have cost: "
+        + total.apis.map {
+            "\($0.model) \(formatUSD($0.standard.totalNanoUSD)) (\(formatUSD($0.uncached.totalNanoUSD)) without prompt caching, "
+                + "\(formatUSD($0.batch.totalNanoUSD)) batch)"
+        }.joined(separator: "; ") + ". "
+    let tierName = cheapest.1 == "batch" ? " (batch)" : ""
+    if bill == cheapest.2 {
+        text += "Self-hosting cost the same as the cheapest API, \(cheapest.0)\(tierName). "
+    } else if selfHostCheaper {
+        text += "Self-hosting was cheaper than every API: \(factorText(factor)) cheaper than the cheapest, \(cheapest.0)\(tierName) "
+            + "(\(formatUSD(cheapest.2))), saving \(formatUSD(cheapest.2 - bill)). "
+    } else {
+        text += "The cheapest API, \(cheapest.0)\(tierName), would have cost \(formatUSD(cheapest.2)): self-hosting cost "
+            + "\(factor == 0 ? "more" : factorText(factor) + " as much"), \(formatUSD(bill - cheapest.2)) more. "
+    }
+    if let even, even.breakEvenTokensPerMonth > 0 {
+        text += "One machine breaks even with \(cheapest.0) (standard tier) at \(grouped(even.breakEvenTokensPerMonth)) tokens a month"
+        if even.capacityTokensPerMonth == 0 {
+            text += "; no throughput was measured, so whether one machine can serve that is unknown. "
+        } else if even.breakEvenUtilization <= 1 {
+            text += ", \(percentText(even.breakEvenUtilization)) utilization of its measured capacity "
+                + "(\(grouped(even.capacityTokensPerMonth)) tokens a month). "
+        } else {
+            text += ", more than its measured capacity (\(grouped(even.capacityTokensPerMonth)) tokens a month): "
+                + "at these prices it cannot beat \(cheapest.0) on this machine. "
+        }
+        text += "This window's rate is \(grouped(even.recordedTokensPerMonth)) tokens a month."
+    }
+    return Verdict(text: text, billNanoUSD: bill, cheapestAPI: cheapest.0, cheapestTier: cheapest.1, cheapestAPINanoUSD: cheapest.2,
+                   selfHostCheaper: selfHostCheaper, factor: factor, breakEvenTokensPerMonth: even?.breakEvenTokensPerMonth ?? 0,
+                   breakEvenUtilization: even?.breakEvenUtilization ?? 0, recordedTokensPerMonth: even?.recordedTokensPerMonth ?? 0)
 }
 
 /// Spend of every tenant with limits (named in the policy, or seen in `records` under the default limits)
@@ -297,4 +437,29 @@ private func ratio(_ a: Double, _ b: Double) -> Double {
 
 private func rounded(_ x: Double) -> Double {
     (x * 1_000_000).rounded() / 1_000_000
+}
+
+// MARK: Figures as words (the verdict and the renderers)
+
+/// An integer with thousands separators: 1234567 -> "1,234,567".
+func grouped<T: BinaryInteger>(_ n: T) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+        out.append(c)
+    }
+    return (n < 0 ? "-" : "") + out
+}
+
+/// Two decimals, or four for small non-zero shares (a lightly used machine is 0.0041 %, not 0.00 %).
+func percentText(_ x: Double) -> String {
+    x > 0 && x < 0.0001 ? String(format: "%.4f%%", x * 100) : String(format: "%.2f%%", x * 100)
+}
+
+func hoursText(_ micros: Int64) -> String { String(format: "%.3f h", Double(micros) / 3.6e9) }
+
+/// A ratio to 3 significant figures ("2.45x", "17.3x"), whole with separators from 1,000 up.
+func factorText(_ x: Double) -> String {
+    x >= 1000 ? grouped(Int64(x.rounded())) + "x" : String(format: "%.3g", x) + "x"
 }

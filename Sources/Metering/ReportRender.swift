@@ -23,8 +23,11 @@ extension Report {
     package func renderText() -> String {
         var out: [String] = []
         out.append("tally cost report, generated \(generatedAt)")
+        out.append("")
+        out.append(wrap(verdict.text, width: 100))
+        out.append("")
         out.append("range      \(since ?? "(start)") .. \(until ?? "(end)")")
-        out.append("window     \(windowStart) .. \(windowEnd) (\(hours(utilization.windowMicros)))")
+        out.append("window     \(windowStart) .. \(windowEnd) (\(hoursText(utilization.windowMicros)))")
         out.append("grouped by \(grouping?.rawValue ?? "nothing")")
         out.append("prices     \(prices.name), as of \(prices.asOf)")
         out.append("machine    \(machine.name): \(machine.description), \(formatUSD(machine.hourlyNanoUSD))/h")
@@ -41,25 +44,26 @@ extension Report {
             ["group", "requests", "prompt", "cached", "generated", "cache hit", "decode tok/s", "busy tok/s"],
             lines.map {
                 [$0.key, "\($0.requests)", "\($0.promptTokens)", "\($0.cachedTokens)", "\($0.generatedTokens)",
-                 percent($0.cacheHitRate), number($0.decodeTokensPerSecond), number($0.busyTokensPerSecond)]
+                 percentText($0.cacheHitRate), number($0.decodeTokensPerSecond), number($0.busyTokensPerSecond)]
             }))
         out.append("")
-        out.append("Cost (local = machine $/h x busy share; GPU-equivalent = \(gpu.name) roofline)")
+        out.append("Self-host cost (bill = machine $/h x provisioned hours, shared by busy time: the measured utilization;")
+        out.append("full util. = machine $/h x busy time alone: the cost if the machine were never idle)")
         out.append(table(
-            ["group", "local", "local/request", "local/1M tok", "GPU-eq", "GPU-eq/1M tok", "GPU cache savings"],
+            ["group", "bill", "bill/request", "bill/1M tok", "full util./1M tok", "GPU-eq", "GPU-eq/1M tok", "GPU cache savings"],
             lines.map {
-                [$0.key, formatUSD($0.local.totalNanoUSD), formatUSD($0.local.perRequestNanoUSD),
-                 formatUSD($0.local.perMillionTokensNanoUSD), formatUSD($0.gpu.totalNanoUSD),
-                 formatUSD($0.gpu.perMillionTokensNanoUSD), formatUSD($0.gpuCacheSavingsNanoUSD)]
+                [$0.key, formatUSD($0.bill.totalNanoUSD), formatUSD($0.bill.perRequestNanoUSD),
+                 formatUSD($0.bill.perMillionTokensNanoUSD), formatUSD($0.local.perMillionTokensNanoUSD),
+                 formatUSD($0.gpu.totalNanoUSD), formatUSD($0.gpu.perMillionTokensNanoUSD), formatUSD($0.gpuCacheSavingsNanoUSD)]
             }))
         out.append("")
-        out.append("API-equivalent, all requests (savings = API - local)")
+        out.append("API-equivalent, all requests (savings = API - bill; standard includes the API's prompt-cache discount)")
         out.append(table(
-            ["api", "standard", "batch", "std/request", "std/1M tok", "savings", "batch savings", "cache savings"],
+            ["api", "standard", "no cache", "batch", "std/request", "std/1M tok", "savings", "batch savings", "cache savings"],
             total.apis.map {
-                [$0.model, formatUSD($0.standard.totalNanoUSD), formatUSD($0.batch.totalNanoUSD),
+                [$0.model, formatUSD($0.standard.totalNanoUSD), formatUSD($0.uncached.totalNanoUSD), formatUSD($0.batch.totalNanoUSD),
                  formatUSD($0.standard.perRequestNanoUSD), formatUSD($0.standard.perMillionTokensNanoUSD),
-                 formatUSD($0.savingsVsLocalNanoUSD), formatUSD($0.batchSavingsVsLocalNanoUSD), formatUSD($0.cacheSavingsNanoUSD)]
+                 formatUSD($0.savingsVsBillNanoUSD), formatUSD($0.batchSavingsVsBillNanoUSD), formatUSD($0.cacheSavingsNanoUSD)]
             }))
         if !groups.isEmpty && !total.apis.isEmpty {
             out.append("")
@@ -70,32 +74,33 @@ extension Report {
         out.append("")
         let u = utilization
         out.append("Utilization")
-        out.append("busy \(hours(u.busyMicros)), idle \(hours(u.idleMicros)), utilization \(percent(u.utilization))")
-        out.append("machine bill for the window \(formatUSD(u.machineCostNanoUSD)); local per 1M tokens "
-            + "\(formatUSD(u.localPerMillionAtMeasuredNanoUSD)) at measured utilization, "
-            + "\(formatUSD(u.localPerMillionAtFullLoadNanoUSD)) at full load")
+        out.append("provisioned \(hoursText(u.provisionedMicros)) on \(u.machines) machine(s) in \(u.runs) server run(s); "
+            + "busy \(hoursText(u.busyMicros)), idle \(hoursText(u.idleMicros)), utilization \(percentText(u.utilization))")
+        out.append("bill \(formatUSD(u.billNanoUSD)); per 1M tokens \(formatUSD(u.perMillionAtMeasuredNanoUSD)) at the measured utilization, "
+            + "\(formatUSD(u.perMillionAtFullNanoUSD)) at full utilization")
+        out.append("capacity \(number(u.capacityTokensPerSecond)) tokens/s per machine (\(u.capacitySource))")
         out.append("")
-        out.append("Break-even: an always-on machine (\(hoursPerMonth) h/month) against each API at the recorded token mix")
+        out.append("Break-even: one always-on machine (\(hoursPerMonth) h/month) against each API at the recorded token mix")
         out.append(table(
             ["api", "api/1M tok", "machine/month", "break-even tok/month", "capacity tok/month", "break-even util", "recorded tok/month"],
             breakEven.map {
                 [$0.model, formatUSD($0.apiPerMillionNanoUSD), formatUSD($0.machineMonthlyNanoUSD), "\($0.breakEvenTokensPerMonth)",
-                 "\($0.capacityTokensPerMonth)", percent($0.breakEvenUtilization), "\($0.recordedTokensPerMonth)"]
+                 "\($0.capacityTokensPerMonth)", percentText($0.breakEvenUtilization), "\($0.recordedTokensPerMonth)"]
             }))
         out.append("")
-        out.append("What if the same window had more traffic (local = machines x window)")
+        out.append("What if the window had more traffic (machines the measured capacity needs, each provisioned as long)")
         out.append(table(
-            ["volume", "requests", "tokens", "machines", "utilization", "local", "GPU-eq"] + total.apis.map(\.model),
+            ["volume", "requests", "tokens", "tok/month", "machines", "utilization", "bill", "GPU-eq"] + total.apis.map(\.model),
             whatIf.map {
-                ["x\($0.factor)", "\($0.requests)", "\($0.tokens)", "\($0.machines)", percent($0.utilization),
-                 formatUSD($0.localNanoUSD), formatUSD($0.gpuNanoUSD)] + $0.apis.map { formatUSD($0.standardNanoUSD) }
+                ["x\($0.factor)", "\($0.requests)", "\($0.tokens)", "\($0.tokensPerMonth)", "\($0.machines)", percentText($0.utilization),
+                 formatUSD($0.billNanoUSD), formatUSD($0.gpuNanoUSD)] + $0.apis.map { formatUSD($0.standardNanoUSD) }
             }))
         if !budgets.isEmpty {
             out.append("")
             out.append("Budgets (spend this period, as of \(generatedAt))")
             out.append(table(["tenant", "period", "basis", "spent", "limit", "used", "resets"], budgets.map {
                 [$0.tenant, $0.period, $0.basis, formatUSD($0.spentNanoUSD), formatUSD($0.limitNanoUSD),
-                 $0.limitNanoUSD == 0 ? "-" : percent(Double($0.spentNanoUSD) / Double($0.limitNanoUSD)), $0.periodEnd]
+                 $0.limitNanoUSD == 0 ? "-" : percentText(Double($0.spentNanoUSD) / Double($0.limitNanoUSD)), $0.periodEnd]
             }))
         }
         if !notes.isEmpty {
@@ -113,13 +118,14 @@ extension Report {
         var header = [
             "group_by", "key", "requests", "prompt_tokens", "cached_tokens", "cache_write_tokens", "generated_tokens",
             "cache_hit_rate", "decode_tokens_per_second", "busy_tokens_per_second", "busy_share_us",
-            "local_cost_nusd", "local_per_request_nusd", "local_per_1m_tokens_nusd",
+            "bill_nusd", "bill_per_request_nusd", "bill_per_1m_tokens_nusd",
+            "full_utilization_cost_nusd", "full_utilization_per_request_nusd", "full_utilization_per_1m_tokens_nusd",
             "gpu_cost_nusd", "gpu_per_request_nusd", "gpu_per_1m_tokens_nusd", "gpu_cache_savings_nusd",
         ]
         for api in total.apis {
             let m = api.model
-            header += ["\(m) cost_nusd", "\(m) batch_cost_nusd", "\(m) per_1m_tokens_nusd", "\(m) savings_nusd",
-                       "\(m) cache_savings_nusd"]
+            header += ["\(m) cost_nusd", "\(m) uncached_cost_nusd", "\(m) batch_cost_nusd", "\(m) per_1m_tokens_nusd",
+                       "\(m) savings_vs_bill_nusd", "\(m) cache_savings_nusd"]
         }
         header += ["prices", "prices_as_of", "machine", "gpu"]
         var rows = [header]
@@ -129,13 +135,14 @@ extension Report {
                 "\(line.requests)", "\(line.promptTokens)", "\(line.cachedTokens)", "\(line.cacheWriteTokens)",
                 "\(line.generatedTokens)", number(line.cacheHitRate), number(line.decodeTokensPerSecond),
                 number(line.busyTokensPerSecond), "\(line.busyShareMicros)",
+                "\(line.bill.totalNanoUSD)", "\(line.bill.perRequestNanoUSD)", "\(line.bill.perMillionTokensNanoUSD)",
                 "\(line.local.totalNanoUSD)", "\(line.local.perRequestNanoUSD)", "\(line.local.perMillionTokensNanoUSD)",
                 "\(line.gpu.totalNanoUSD)", "\(line.gpu.perRequestNanoUSD)", "\(line.gpu.perMillionTokensNanoUSD)",
                 "\(line.gpuCacheSavingsNanoUSD)",
             ]
             for api in line.apis {
-                row += ["\(api.standard.totalNanoUSD)", "\(api.batch.totalNanoUSD)", "\(api.standard.perMillionTokensNanoUSD)",
-                        "\(api.savingsVsLocalNanoUSD)", "\(api.cacheSavingsNanoUSD)"]
+                row += ["\(api.standard.totalNanoUSD)", "\(api.uncached.totalNanoUSD)", "\(api.batch.totalNanoUSD)",
+                        "\(api.standard.perMillionTokensNanoUSD)", "\(api.savingsVsBillNanoUSD)", "\(api.cacheSavingsNanoUSD)"]
             }
             row += [prices.name, prices.asOf, machine.name, gpu.name]
             rows.append(row)
@@ -148,30 +155,33 @@ extension Report {
     package func renderJSON() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = Report.jsonKeys
         guard let data = try? encoder.encode(self), let text = String(data: data, encoding: .utf8) else { return "{}\n" }
         return text + "\n"
     }
 
     // MARK: HTML
 
-    /// One page, no external resources: the figures as tables and three inline SVG charts (cost per day,
-    /// self-host versus each API, what the prefix cache saved).
+    /// One page, no external resources: the verdict, the figures as tables and four inline SVG charts (cost
+    /// per day, self-host versus each API, what the prefix cache saved, cost against monthly volume). Each
+    /// series keeps one colour in every chart.
     package func renderHTML() -> String {
-        let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-        var series: [(name: String, values: [Int64])] = [
-            ("local", days.map(\.localNanoUSD)), ("GPU-eq \(gpu.name)", days.map(\.gpuNanoUSD)),
+        let colors = SeriesColors(apis: total.apis.map(\.model))
+        var series: [ChartSeries] = [
+            ChartSeries("self-host at full utilization", colors.fullUtilization, days.map(\.localNanoUSD)),
+            ChartSeries("GPU-eq \(gpu.name)", colors.gpu, days.map(\.gpuNanoUSD)),
         ]
-        for (i, api) in total.apis.enumerated() { series.append((api.model, days.map { $0.apiNanoUSD[i] })) }
+        for (i, api) in total.apis.enumerated() { series.append(ChartSeries(api.model, colors.api(api.model), days.map { $0.apiNanoUSD[i] })) }
 
-        var vsAPI: [(String, Int64)] = [("local (busy share)", total.local.totalNanoUSD),
-                                         ("local (machine bill, window)", utilization.machineCostNanoUSD),
-                                         ("GPU-eq \(gpu.name)", total.gpu.totalNanoUSD)]
+        var vsAPI: [ChartSeries] = [ChartSeries("self-host bill", colors.bill, [utilization.billNanoUSD]),
+                                    ChartSeries("self-host at full utilization", colors.fullUtilization, [total.local.totalNanoUSD]),
+                                    ChartSeries("GPU-eq \(gpu.name)", colors.gpu, [total.gpu.totalNanoUSD])]
         for api in total.apis {
-            vsAPI.append((api.model, api.standard.totalNanoUSD))
-            vsAPI.append((api.model + " batch", api.batch.totalNanoUSD))
+            vsAPI.append(ChartSeries(api.model, colors.api(api.model), [api.standard.totalNanoUSD]))
+            vsAPI.append(ChartSeries(api.model + " batch", colors.api(api.model), [api.batch.totalNanoUSD]))
         }
-        var cache: [(String, Int64)] = [("GPU-eq \(gpu.name)", total.gpuCacheSavingsNanoUSD)]
-        cache += total.apis.map { ($0.model, $0.cacheSavingsNanoUSD) }
+        var cache = [ChartSeries("GPU-eq \(gpu.name)", colors.gpu, [total.gpuCacheSavingsNanoUSD])]
+        cache += total.apis.map { ChartSeries($0.model, colors.api($0.model), [$0.cacheSavingsNanoUSD]) }
 
         var html = """
             <!DOCTYPE html>
@@ -184,28 +194,37 @@ extension Report {
             <h1>tally cost report</h1>
 
             """
+        html += "<p class=\"verdict\" id=\"verdict\">\(htmlEscape(verdict.text))</p>\n"
         html += "<p class=\"muted\">generated \(htmlEscape(generatedAt)); window \(htmlEscape(windowStart)) .. \(htmlEscape(windowEnd)); "
             + "prices \(htmlEscape(prices.name)) (as of \(htmlEscape(prices.asOf))); machine \(htmlEscape(machine.name)) "
             + "\(htmlEscape(formatUSD(machine.hourlyNanoUSD)))/h; GPU \(htmlEscape(gpu.name)) \(htmlEscape(formatUSD(gpu.hourlyNanoUSD)))/h, "
             + "mfu \(number(gpu.assumptions.mfu)), mbu \(number(gpu.assumptions.mbu)), decode batch \(gpu.assumptions.decodeBatch)</p>\n"
-        html += "<h2>Cost per day</h2>\n" + lineChart(days: days.map(\.day), series: series, palette: palette)
-        html += "<h2>Self-host versus each API (all requests)</h2>\n" + barChart(vsAPI, palette: palette)
-        html += "<h2>What the prefix cache saved</h2>\n" + barChart(cache, palette: palette)
+        html += "<h2>Cost per day</h2>\n" + lineChart(days: days.map(\.day), series: series)
+        html += "<h2>Self-host versus each API (all requests)</h2>\n" + barChart(vsAPI)
+        html += "<h2>What the prefix cache saved</h2>\n" + barChart(cache)
         html += "<h2>Figures</h2>\n"
-        html += htmlTable(["group", "requests", "prompt", "cached", "generated", "cache hit", "local", "local/1M", "GPU-eq", "GPU-eq/1M"],
+        html += htmlTable(["group", "requests", "prompt", "cached", "generated", "cache hit", "bill", "bill/1M", "full util./1M", "GPU-eq", "GPU-eq/1M"],
                           ([total] + groups).map {
-                              [$0.key, "\($0.requests)", "\($0.promptTokens)", "\($0.cachedTokens)", "\($0.generatedTokens)",
-                               percent($0.cacheHitRate), formatUSD($0.local.totalNanoUSD), formatUSD($0.local.perMillionTokensNanoUSD),
-                               formatUSD($0.gpu.totalNanoUSD), formatUSD($0.gpu.perMillionTokensNanoUSD)]
+                              [$0.key, grouped($0.requests), grouped($0.promptTokens), grouped($0.cachedTokens), grouped($0.generatedTokens),
+                               percentText($0.cacheHitRate), formatUSD($0.bill.totalNanoUSD), formatUSD($0.bill.perMillionTokensNanoUSD),
+                               formatUSD($0.local.perMillionTokensNanoUSD), formatUSD($0.gpu.totalNanoUSD), formatUSD($0.gpu.perMillionTokensNanoUSD)]
                           })
-        html += htmlTable(["api", "standard", "batch", "std/1M", "savings", "break-even tok/month", "break-even util"],
+        html += htmlTable(["api", "standard", "no cache", "batch", "std/1M", "savings vs bill", "break-even tok/month", "break-even util"],
                           zip(total.apis, breakEven).map { api, even in
-                              [api.model, formatUSD(api.standard.totalNanoUSD), formatUSD(api.batch.totalNanoUSD),
-                               formatUSD(api.standard.perMillionTokensNanoUSD), formatUSD(api.savingsVsLocalNanoUSD),
-                               "\(even.breakEvenTokensPerMonth)", percent(even.breakEvenUtilization)]
+                              [api.model, formatUSD(api.standard.totalNanoUSD), formatUSD(api.uncached.totalNanoUSD), formatUSD(api.batch.totalNanoUSD),
+                               formatUSD(api.standard.perMillionTokensNanoUSD), formatUSD(api.savingsVsBillNanoUSD),
+                               grouped(even.breakEvenTokensPerMonth), percentText(even.breakEvenUtilization)]
                           })
-        html += "<p>Utilization \(percent(utilization.utilization)): busy \(htmlEscape(hours(utilization.busyMicros))), "
-            + "idle \(htmlEscape(hours(utilization.idleMicros))).</p>\n"
+        html += "<p>Utilization \(percentText(utilization.utilization)): provisioned \(htmlEscape(hoursText(utilization.provisionedMicros))) "
+            + "on \(utilization.machines) machine(s), busy \(htmlEscape(hoursText(utilization.busyMicros))), "
+            + "idle \(htmlEscape(hoursText(utilization.idleMicros))).</p>\n"
+        html += "<h2>What if usage grows</h2>\n"
+        html += htmlTable(["volume", "tokens/month", "machines", "utilization", "self-host bill"] + total.apis.map(\.model),
+                          whatIf.map {
+                              ["x\($0.factor)", grouped($0.tokensPerMonth), "\($0.machines)", percentText($0.utilization),
+                               formatUSD($0.billNanoUSD)] + $0.apis.map { formatUSD($0.standardNanoUSD) }
+                          })
+        html += volumeChart(colors: colors)
         if !budgets.isEmpty {
             html += "<h2>Budgets this period</h2>\n"
             html += htmlTable(["tenant", "period", "basis", "spent", "limit", "resets"], budgets.map {
@@ -226,12 +245,6 @@ private func number(_ x: Double) -> String {
     return text
 }
 
-/// Two decimals, or four for small non-zero shares (a lightly used machine is 0.0041 %, not 0.00 %).
-private func percent(_ x: Double) -> String {
-    x > 0 && x < 0.0001 ? String(format: "%.4f%%", x * 100) : String(format: "%.2f%%", x * 100)
-}
-
-private func hours(_ micros: Int64) -> String { String(format: "%.3f h", Double(micros) / 3.6e9) }
 
 /// Left-aligned first column, right-aligned others, two spaces apart.
 private func table(_ header: [String], _ rows: [[String]]) -> String {
@@ -261,8 +274,32 @@ private func htmlTable(_ header: [String], _ rows: [[String]]) -> String {
         + rows.map { "<tr>" + $0.map { "<td>\(htmlEscape($0))</td>" }.joined() + "</tr>" }.joined(separator: "\n") + "</table>\n"
 }
 
-/// Horizontal bars, one per item, labelled with the dollar value.
-private func barChart(_ items: [(String, Int64)], palette: [String]) -> String {
+/// One line (or bar) of a chart: its name in the legend, its colour, its values.
+private struct ChartSeries {
+    var name: String
+    var color: String
+    var values: [Int64]
+    init(_ name: String, _ color: String, _ values: [Int64]) {
+        self.name = name
+        self.color = color
+        self.values = values
+    }
+}
+
+/// One colour per series, the same in every chart: the bill, full-utilization cost, GPU, then each API.
+private struct SeriesColors {
+    static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+                          "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+    let apis: [String]
+    var bill: String { Self.palette[0] }
+    var fullUtilization: String { "#7f7f7f" }
+    var gpu: String { Self.palette[1] }
+    func api(_ model: String) -> String { Self.palette[(2 + (apis.firstIndex(of: model) ?? 0)) % Self.palette.count] }
+}
+
+/// Horizontal bars, one per item (its first value), labelled with the dollar value.
+private func barChart(_ series: [ChartSeries]) -> String {
+    let items = series.map { ($0.name, $0.values.first ?? 0, $0.color) }
     let width = 900.0, labelWidth = 260.0, barHeight = 18.0, gap = 6.0
     let top = max(1, items.map { $0.1 }.max() ?? 1)
     let height = Double(items.count) * (barHeight + gap) + gap
@@ -271,14 +308,14 @@ private func barChart(_ items: [(String, Int64)], palette: [String]) -> String {
         let y = gap + Double(i) * (barHeight + gap)
         let length = max(0, Double(item.1) / Double(top) * (width - labelWidth - 140))
         svg += "<text x=\"0\" y=\"\(Int(y + 13))\" font-size=\"12\">\(htmlEscape(item.0))</text>"
-            + "<rect x=\"\(Int(labelWidth))\" y=\"\(Int(y))\" width=\"\(String(format: "%.1f", length))\" height=\"\(Int(barHeight))\" fill=\"\(palette[i % palette.count])\"/>"
+            + "<rect x=\"\(Int(labelWidth))\" y=\"\(Int(y))\" width=\"\(String(format: "%.1f", length))\" height=\"\(Int(barHeight))\" fill=\"\(item.2)\"/>"
             + "<text x=\"\(String(format: "%.1f", labelWidth + length + 6))\" y=\"\(Int(y + 13))\" font-size=\"12\">\(htmlEscape(formatUSD(item.1)))</text>\n"
     }
     return svg + "</svg>\n"
 }
 
 /// One polyline per series over the days (a dot per day), with a legend.
-private func lineChart(days: [String], series: [(name: String, values: [Int64])], palette: [String]) -> String {
+private func lineChart(days: [String], series: [ChartSeries]) -> String {
     let width = 900.0, height = 300.0, left = 90.0, right = 220.0, top = 10.0, bottom = 40.0
     let plotWidth = width - left - right, plotHeight = height - top - bottom
     let maxValue = max(1, series.flatMap(\.values).max() ?? 1)
@@ -293,7 +330,7 @@ private func lineChart(days: [String], series: [(name: String, values: [Int64])]
         svg += "<text x=\"\(String(format: "%.1f", x(i)))\" y=\"\(Int(height - 15))\" font-size=\"11\" text-anchor=\"middle\">\(htmlEscape(day))</text>\n"
     }
     for (s, line) in series.enumerated() {
-        let color = palette[s % palette.count]
+        let color = line.color
         let points = line.values.enumerated().map { String(format: "%.1f,%.1f", x($0.offset), y($0.element)) }
         if points.count > 1 {
             svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
@@ -306,4 +343,70 @@ private func lineChart(days: [String], series: [(name: String, values: [Int64])]
             + "<text x=\"\(Int(width - right + 25))\" y=\"\(Int(legendY))\" font-size=\"11\">\(htmlEscape(line.name))</text>\n"
     }
     return svg + "</svg>\n"
+}
+
+/// Text wrapped at spaces to lines of at most `width` characters (a longer word stays whole).
+private func wrap(_ text: String, width: Int) -> String {
+    var lines: [String] = [], line = ""
+    for word in text.split(separator: " ") {
+        if !line.isEmpty && line.count + 1 + word.count > width {
+            lines.append(line)
+            line = ""
+        }
+        line += (line.isEmpty ? "" : " ") + word
+    }
+    if !line.isEmpty { lines.append(line) }
+    return lines.joined(separator: "\n")
+}
+
+extension Report {
+    /// Monthly cost against monthly volume, both axes logarithmic: self-hosting is a step function (one
+    /// more machine each time the volume passes a machine's measured capacity), each API a straight line
+    /// (standard tier at the recorded token mix). Marks the window's own volume.
+    fileprivate func volumeChart(colors: SeriesColors) -> String {
+        let recorded = max(1, whatIf.first?.tokensPerMonth ?? 1)
+        let capacity = breakEven.first?.capacityTokensPerMonth ?? 0
+        let monthly = machine.hourlyNanoUSD * hoursPerMonth
+        let marks = [recorded, recorded * 100] + breakEven.map(\.breakEvenTokensPerMonth).filter { $0 > 0 && $0 < recorded * 100_000_000 }
+        let lo = pow(10, floor(log10(Double(marks.min()!)))), hi = pow(10, ceil(log10(Double(marks.max()!) * 1.5)))
+        func selfHost(_ volume: Double) -> Double {
+            Double(monthly) * (capacity == 0 ? 1 : max(1, (volume / Double(capacity)).rounded(.up)))
+        }
+        var lines = [ChartSeries("self-host bill", colors.bill, [])]
+        let samples = (0...240).map { lo * pow(hi / lo, Double($0) / 240) }
+        lines[0].values = samples.map { Int64(selfHost($0)) }
+        for api in total.apis {
+            lines.append(ChartSeries(api.model, colors.api(api.model),
+                                     samples.map { Int64($0 * Double(api.standard.perMillionTokensNanoUSD) / 1e6) }))
+        }
+        let positive = lines.flatMap(\.values).filter { $0 > 0 }
+        let yLo = pow(10, floor(log10(Double(positive.min() ?? 1)))), yHi = pow(10, ceil(log10(Double(positive.max() ?? 10))))
+        let width = 900.0, height = 340.0, left = 90.0, right = 230.0, top = 10.0, bottom = 45.0
+        let plotWidth = width - left - right, plotHeight = height - top - bottom
+        func x(_ v: Double) -> Double { left + plotWidth * log10(v / lo) / log10(hi / lo) }
+        func y(_ v: Double) -> Double { top + plotHeight * (1 - log10(max(v, yLo) / yLo) / log10(yHi / yLo)) }
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\" id=\"volume-chart\">\n"
+        svg += "<line x1=\"\(Int(left))\" y1=\"\(Int(top + plotHeight))\" x2=\"\(Int(left + plotWidth))\" y2=\"\(Int(top + plotHeight))\" stroke=\"#999\"/>"
+            + "<line x1=\"\(Int(left))\" y1=\"\(Int(top))\" x2=\"\(Int(left))\" y2=\"\(Int(top + plotHeight))\" stroke=\"#999\"/>\n"
+        var decade = lo
+        while decade <= hi * 1.001 {
+            svg += "<text x=\"\(String(format: "%.1f", x(decade)))\" y=\"\(Int(top + plotHeight + 15))\" font-size=\"11\" text-anchor=\"middle\">\(htmlEscape(grouped(Int64(decade))))</text>\n"
+            decade *= 10
+        }
+        var tick = yLo
+        while tick <= yHi * 1.001 {
+            svg += "<text x=\"\(Int(left - 6))\" y=\"\(String(format: "%.1f", y(tick) + 4))\" font-size=\"11\" text-anchor=\"end\">\(htmlEscape(formatUSD(Int64(tick))))</text>\n"
+            tick *= 10
+        }
+        svg += "<text x=\"\(Int(left + plotWidth / 2))\" y=\"\(Int(height - 5))\" font-size=\"11\" text-anchor=\"middle\">tokens per month (this window: \(htmlEscape(grouped(recorded))))</text>\n"
+        svg += "<line x1=\"\(String(format: "%.1f", x(Double(recorded))))\" y1=\"\(Int(top))\" x2=\"\(String(format: "%.1f", x(Double(recorded))))\" y2=\"\(Int(top + plotHeight))\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>\n"
+        for (s, line) in lines.enumerated() {
+            let points = zip(samples, line.values).map { String(format: "%.1f,%.1f", x($0), y(Double($1))) }
+            svg += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
+            let legendY = top + 14 * Double(s) + 10
+            svg += "<rect x=\"\(Int(width - right + 10))\" y=\"\(Int(legendY - 9))\" width=\"10\" height=\"10\" fill=\"\(line.color)\"/>"
+                + "<text x=\"\(Int(width - right + 25))\" y=\"\(Int(legendY))\" font-size=\"11\">\(htmlEscape(line.name))</text>\n"
+        }
+        return svg + "</svg>\n"
+    }
 }

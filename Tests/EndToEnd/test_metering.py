@@ -19,7 +19,7 @@ import urllib.request
 import openai
 import pytest
 
-from tally_e2e import BIN, start_server
+from tally_e2e import BIN, MODEL_NAME, start_server
 
 KEYS = ["sk-team-a", "sk-team-b"]
 # Long enough to fill several 16-token KV blocks, so repeats of it are prefix-cache hits.
@@ -53,7 +53,7 @@ def test_tenants_shared_prefix_and_report(tmp_path):
         b = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[1], timeout=60, max_retries=0)
         usages = []
         for question in ["When do you open?", "Do you sell coffee?", "When do you close?"]:
-            r = a.chat.completions.create(model="m", max_tokens=12, temperature=0, extra_headers={"X-Tally-Tags": "support"},
+            r = a.chat.completions.create(model=MODEL_NAME, max_tokens=12, temperature=0, extra_headers={"X-Tally-Tags": "support"},
                                           messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])
             usages.append(r.usage)
         # The system prompt is shared: the second and third requests reuse its KV blocks.
@@ -63,14 +63,14 @@ def test_tenants_shared_prefix_and_report(tmp_path):
         assert cost["currency"] == "USD" and cost["local"] > 0 and cost["gpu_equivalent"] > 0
         assert all(p["standard"] > 0 and p["batch"] > 0 for p in cost["api_equivalent"].values())
 
-        stream = b.completions.create(model="m", prompt="Bread is", max_tokens=8, temperature=0, user="nightly-job",
+        stream = b.completions.create(model=MODEL_NAME, prompt="Bread is", max_tokens=8, temperature=0, user="nightly-job",
                                       stream=True, stream_options={"include_usage": True})
         chunks = list(stream)
         assert chunks[-1].usage.model_extra["cost"]["local"] > 0
-        b.completions.create(model="m", prompt="Cake is", max_tokens=8, temperature=0, user="nightly-job")
+        b.completions.create(model=MODEL_NAME, prompt="Cake is", max_tokens=8, temperature=0, user="nightly-job")
 
         with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).completions.create(model="m", prompt="x", max_tokens=1)
+            openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).completions.create(model=MODEL_NAME, prompt="x", max_tokens=1)
 
         local_total = float(metric(base, 'tally_cost_local_usd_total{model="SmolLM2-135M-Instruct-Q8_0"}')[0].split()[-1])
         assert local_total > 0
@@ -81,13 +81,17 @@ def test_tenants_shared_prefix_and_report(tmp_path):
 
     by_tenant = json.loads(report(db, "--by", "tenant", "--format", "json"))
     assert by_tenant["total"]["requests"] == 5
-    assert by_tenant["total"]["cachedTokens"] == sum(u.prompt_tokens_details.cached_tokens for u in usages)
-    assert by_tenant["total"]["cacheHitRate"] > 0
+    assert by_tenant["total"]["cached_tokens"] == sum(u.prompt_tokens_details.cached_tokens for u in usages)
+    assert by_tenant["total"]["cache_hit_rate"] > 0
     groups = {g["key"]: g for g in by_tenant["groups"]}
     assert set(groups) == {tenant(KEYS[0]), tenant(KEYS[1])}
     assert groups[tenant(KEYS[0])]["requests"] == 3 and groups[tenant(KEYS[1])]["requests"] == 2
-    assert all(api["standard"]["totalNanoUSD"] > 0 for api in by_tenant["total"]["apis"])
-    assert by_tenant["breakEven"] and by_tenant["whatIf"][1]["factor"] == 10
+    assert all(api["standard"]["total_nano_usd"] > 0 for api in by_tenant["total"]["apis"])
+    # The server run is recorded: the bill covers the hours it was up, not the span of its requests.
+    runs = by_tenant["utilization"]
+    assert runs["runs"] == 1 and runs["machines"] == 1 and runs["provisioned_micros"] >= runs["busy_micros"] > 0
+    assert by_tenant["verdict"]["bill_nano_usd"] == runs["bill_nano_usd"] > 0
+    assert by_tenant["break_even"] and by_tenant["what_if"][1]["factor"] == 10
     # The key itself is never stored.
     wal = db.parent / "usage.db-wal"
     raw = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
@@ -119,12 +123,12 @@ def test_budget_refuses_with_429(tmp_path):
     try:
         b = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[1], timeout=60, max_retries=0)
         with pytest.raises(openai.RateLimitError) as e:
-            b.completions.create(model="m", prompt="Bread is", max_tokens=10)
+            b.completions.create(model=MODEL_NAME, prompt="Bread is", max_tokens=10)
         assert e.value.body["code"] == "budget_exceeded" and "cap of 4" in e.value.body["message"]
-        r = b.completions.create(model="m", prompt="Bread is", temperature=0, extra_body={"ignore_eos": True})
+        r = b.completions.create(model=MODEL_NAME, prompt="Bread is", temperature=0, extra_body={"ignore_eos": True})
         assert r.usage.completion_tokens == 4 and r.choices[0].finish_reason == "length"
         a = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[0], timeout=60, max_retries=0)
-        assert a.completions.create(model="m", prompt="Bread is", max_tokens=10, temperature=0, extra_body={"ignore_eos": True}).usage.completion_tokens == 10
+        assert a.completions.create(model=MODEL_NAME, prompt="Bread is", max_tokens=10, temperature=0, extra_body={"ignore_eos": True}).usage.completion_tokens == 10
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -139,7 +143,7 @@ def test_kill_9_under_load_keeps_every_completed_record(tmp_path):
     def client(i):
         c = openai.OpenAI(base_url=base + "/v1", api_key="x", timeout=30, max_retries=0)
         try:
-            for chunk in c.completions.create(model="m", prompt=f"Story number {i}:", max_tokens=24 + i, temperature=0,
+            for chunk in c.completions.create(model=MODEL_NAME, prompt=f"Story number {i}:", max_tokens=24 + i, temperature=0,
                                                stream=True, extra_body={"ignore_eos": True}):
                 if chunk.choices and chunk.choices[0].finish_reason:
                     rid = chunk.id
@@ -173,7 +177,7 @@ def test_kill_9_under_load_keeps_every_completed_record(tmp_path):
     base, proc = start_server("--db", str(db))
     try:
         openai.OpenAI(base_url=base + "/v1", api_key="x", timeout=30, max_retries=0).completions.create(
-            model="m", prompt="After the crash", max_tokens=4)
+            model=MODEL_NAME, prompt="After the crash", max_tokens=4)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -30,10 +30,13 @@ import Testing
         // gpt-5-nano: uncached 2,692 x 50e6 + cached 3,072 x 5e6 + 860 x 400e6 = 4.9396e11 / 1e6
         let nano = total.apis.first { $0.model == "openai/gpt-5-nano" }!
         #expect(nano.standard.totalNanoUSD == 493_960)
-        #expect(nano.savingsVsLocalNanoUSD == 493_960 - 176_517)
+        // Savings are against the bill: no runs recorded, so one machine for the 48 h asked for.
+        #expect(total.bill.totalNanoUSD == 48 * 89_250_000)
+        #expect(nano.savingsVsBillNanoUSD == 493_960 - 48 * 89_250_000)
         // Without the cache the 3,072 cached tokens pay 50e6 instead of 5e6: 3,072 x 45e6 / 1e6 = 138,240.
         #expect(nano.cacheSavingsNanoUSD == 138_240)
-        #expect(report.notes == ["GPU-equivalent cost is 0 for other-model: records carry no model shape."])
+        #expect(report.notes.last == "GPU-equivalent cost is 0 for other-model: records carry no model shape.")
+        #expect(report.notes.first?.hasPrefix("No server runs are recorded in this window") == true)
     }
 
     @Test func utilizationBreakEvenAndWhatIf() {
@@ -41,7 +44,9 @@ import Testing
         let u = report.utilization
         #expect(u.windowMicros == 48 * Fixtures.hour)
         #expect(u.busyMicros == 7_120_000 && u.idleMicros == 48 * Fixtures.hour - 7_120_000)
-        #expect(u.machineCostNanoUSD == 48 * 89_250_000)
+        #expect(u.provisionedMicros == 48 * Fixtures.hour && u.machines == 1 && u.runs == 0)
+        #expect(u.billNanoUSD == 48 * 89_250_000)
+        #expect(u.capacitySource == "busy throughput")
         let nano = report.breakEven.first { $0.model == "openai/gpt-5-nano" }!
         #expect(nano.machineMonthlyNanoUSD == 730 * 89_250_000)
         // 65,152,500,000 x 6,624 / 493,960 = 873,694,550.2 tokens a month
@@ -62,14 +67,15 @@ import Testing
                                 machine: Fixtures.roundMachine, gpu: Self.hardware.defaultGPU, generatedAtMicros: 0)
         #expect(report.utilization.utilization == 1)
         #expect(report.whatIf.map(\.machines) == [1, 10, 100])
-        #expect(report.whatIf.map(\.localNanoUSD) == [10_000_000, 100_000_000, 1_000_000_000])
+        #expect(report.whatIf.map(\.billNanoUSD) == [10_000_000, 100_000_000, 1_000_000_000])
     }
 
     @Test func groupsSplitTheTotal() {
         for grouping in [Grouping.tenant, .model, .day] {
             let report = Self.report(by: grouping)
             #expect(report.groups.map(\.requests).reduce(0, +) == 6)
-            #expect(report.groups.map(\.local.totalNanoUSD).reduce(0, +) - report.total.local.totalNanoUSD <= Int64(report.groups.count))
+            #expect(report.groups.map(\.local.totalNanoUSD).reduce(0, +) == report.total.local.totalNanoUSD)
+            #expect(abs(report.groups.map(\.bill.totalNanoUSD).reduce(0, +) - report.total.bill.totalNanoUSD) <= Int64(report.groups.count))
         }
         #expect(Self.report(by: .tag).groups.map(\.key) == ["(untagged)", "batch-job", "chat", "team-a"])
     }
@@ -87,12 +93,114 @@ import Testing
         for format in ReportFormat.allCases { #expect(!report.render(format).isEmpty) }
     }
 
-    @Test func htmlIsOneSelfContainedPageWithThreeCharts() {
-        let html = Self.report(by: .tenant).renderHTML()
+    @Test func htmlIsOneSelfContainedPageWithFourChartsAndTheVerdictFirst() {
+        let report = Self.report(by: .tenant)
+        let html = report.renderHTML()
         #expect(html.hasPrefix("<!DOCTYPE html>"))
-        #expect(html.components(separatedBy: "<svg").count - 1 == 3)
+        #expect(html.components(separatedBy: "<svg").count - 1 == 4)
+        #expect(html.range(of: "id=\"verdict\"")!.lowerBound < html.range(of: "<svg")!.lowerBound)
+        #expect(html.contains(htmlEscape(report.verdict.text)))
         #expect(!html.contains("src=") && !html.contains("href=") && !html.contains("@import"))
         #expect(html.contains("api-prices-2026-11.json (shipped)"))
+    }
+
+    /// The report's own case: a machine up for six days serving a few requests. The bill is six days of
+    /// the machine; every API is far cheaper; the verdict says so and no "savings" appear.
+    @Test func aMostlyIdleMachineIsBilledForItsHoursAndLosesToEveryAPI() {
+        let day = 24 * Fixtures.hour
+        let runs = [ServerRun(id: "r1", host: "box", startMicros: Fixtures.nov20, lastSeenMicros: Fixtures.nov20 + 6 * day, stopped: true)]
+        let report = makeReport(records: Fixtures.records, runs: runs, since: nil, until: nil, by: nil, prices: .shipped,
+                                machine: Self.hardware.defaultMachine, gpu: Self.hardware.defaultGPU, generatedAtMicros: Self.generatedAt)
+        // 144 h x $0.08925 = $12.852
+        #expect(report.utilization.provisionedMicros == 144 * Fixtures.hour)
+        #expect(report.utilization.billNanoUSD == 12_852_000_000)
+        #expect(report.windowStart == "2026-11-20T00:00:00Z" && report.windowEnd == "2026-11-26T00:00:00Z")
+        #expect(report.total.apis.allSatisfy { $0.savingsVsBillNanoUSD < 0 && $0.batchSavingsVsBillNanoUSD < 0 })
+        let v = report.verdict
+        #expect(!v.selfHostCheaper && v.billNanoUSD == 12_852_000_000)
+        let cheapest = report.total.apis.flatMap { [$0.standard.totalNanoUSD, $0.batch.totalNanoUSD] }.min()!
+        #expect(v.cheapestAPINanoUSD == cheapest)
+        #expect(v.text.contains("Self-hosting cost $12.852") && v.text.contains("The cheapest API, \(v.cheapestAPI)"))
+        #expect(!report.notes.contains { $0.hasPrefix("No server runs") })
+    }
+
+    @Test func runsOnOneHostAreMergedAndReplicasAreSummed() {
+        let h = Fixtures.hour, t = Fixtures.nov20
+        let runs = [
+            ServerRun(id: "a1", host: "a", startMicros: t, lastSeenMicros: t + 2 * h),
+            ServerRun(id: "a2", host: "a", startMicros: t + h, lastSeenMicros: t + 3 * h),  // overlaps a1: same machine
+            ServerRun(id: "b1", host: "b", startMicros: t + 10 * h, lastSeenMicros: t + 11 * h),
+            ServerRun(id: "c1", host: "c", startMicros: t + 40 * h, lastSeenMicros: t + 50 * h),  // clipped by --until
+        ]
+        let report = makeReport(records: [], runs: runs, since: t, until: t + 45 * h, by: nil, prices: .shipped,
+                                machine: Fixtures.roundMachine, gpu: Self.hardware.defaultGPU, generatedAtMicros: 0)
+        #expect(report.utilization.provisionedMicros == (3 + 1 + 5) * h)
+        #expect(report.utilization.machines == 3 && report.utilization.runs == 4)
+        #expect(report.utilization.billNanoUSD == 9 * 3_600_000_000)
+        #expect(report.total.bill.totalNanoUSD == report.utilization.billNanoUSD)
+    }
+
+    @Test func aBusyMachineBeatsTheAPIsAndTheVerdictSaysWhereItFlips() {
+        // One hour, busy the whole time, generating 3.6M tokens: a round $3.60 machine against APIs.
+        let h = Fixtures.hour
+        let records = (0..<60).map { i in
+            UsageRecord(id: "r\(i)", timeMicros: Int64(i + 1) * 60_000_000, model: "m", promptTokens: 40_000,
+                        generatedTokens: 20_000, decodeMicros: 60_000_000, busyShareMicros: 60_000_000)
+        }
+        let runs = [ServerRun(id: "r", host: "box", startMicros: 0, lastSeenMicros: h, stopped: true)]
+        let report = makeReport(records: records, runs: runs, since: nil, until: nil, by: nil, prices: .shipped,
+                                machine: Fixtures.roundMachine, gpu: Self.hardware.defaultGPU, generatedAtMicros: h)
+        #expect(report.utilization.utilization == 1 && report.utilization.billNanoUSD == 3_600_000_000)
+        #expect(report.utilization.capacityTokensPerSecond == 1000)
+        let v = report.verdict
+        let cheapest = report.total.apis.flatMap { [$0.standard.totalNanoUSD, $0.batch.totalNanoUSD] }.min()!
+        #expect(v.selfHostCheaper == (3_600_000_000 < cheapest))
+        #expect(v.breakEvenUtilization > 0)
+        // x10 and x100 need 10 and 100 machines at 1,000 tokens/s each.
+        #expect(report.whatIf.map(\.machines) == [1, 10, 100])
+        #expect(report.whatIf.map(\.billNanoUSD) == [3_600_000_000, 36_000_000_000, 360_000_000_000])
+    }
+
+    /// Every total equals the sum of what each response's usage.cost said, to the nano-USD, for every API and
+    /// tier, over random records (cache writes and odd token counts included).
+    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64]) func reportTotalsEqualTheSumOfTheResponses(seed: UInt64) {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15
+        func next(_ n: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(n))
+        }
+        let prices = PriceTable.shipped, machine = Self.hardware.defaultMachine, gpu = Self.hardware.defaultGPU
+        let records = (0..<200).map { i -> UsageRecord in
+            let prompt = 1 + next(5_000), cached = next(prompt + 1)
+            return UsageRecord(id: "p\(i)", timeMicros: Fixtures.nov20 + Int64(next(1_000_000_000)), model: "smol",
+                               modelShape: Fixtures.smol, tenant: ["a", "b", nil][next(3)], tags: next(2) == 0 ? [] : ["t\(next(3))"],
+                               promptTokens: prompt, cachedTokens: cached, cacheWriteTokens: next(prompt + 50),
+                               generatedTokens: next(900), decodeMicros: Int64(next(9_000_000)), busyShareMicros: Int64(next(3_000_000)))
+        }
+        let responses = records.map { CostModel.cost(of: $0, machine: machine, gpu: gpu, prices: prices) }
+        for grouping in [nil, Grouping.tenant, .tag] {
+            let report = makeReport(records: records, since: nil, until: nil, by: grouping, prices: prices, machine: machine, gpu: gpu,
+                                    generatedAtMicros: 0)
+            #expect(report.total.local.totalNanoUSD == responses.map(\.localNanoUSD).reduce(0, +))
+            #expect(report.total.gpu.totalNanoUSD == responses.map(\.gpuNanoUSD).reduce(0, +))
+            for (i, api) in report.total.apis.enumerated() {
+                #expect(api.standard.totalNanoUSD == responses.map { $0.apis[i].standardNanoUSD }.reduce(0, +), "\(api.model)")
+                #expect(api.batch.totalNanoUSD == responses.map { $0.apis[i].batchNanoUSD }.reduce(0, +), "\(api.model) batch")
+            }
+            if grouping == .tenant {  // groups partition the records, so their API totals add up too
+                for (i, api) in report.total.apis.enumerated() {
+                    #expect(report.groups.map { $0.apis[i].standard.totalNanoUSD }.reduce(0, +) == api.standard.totalNanoUSD)
+                }
+            }
+        }
+    }
+
+    @Test func jsonUsesSnakeCaseKeys() throws {
+        let json = Self.report(by: .tenant).renderJSON()
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(object["window_start"] is String && object["verdict"] is [String: Any])
+        #expect((object["total"] as? [String: Any])?["total_tokens"] as? Int == 6_624)
+        #expect(!json.contains("totalTokens") && !json.contains("NanoUSD"))
     }
 
     static let goldenCases: [(String, Grouping, ReportFormat)] = [
