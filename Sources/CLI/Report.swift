@@ -11,6 +11,7 @@ struct ReportCommand: AsyncParsableCommand {
         discussion: """
             The window defaults to the span of the recorded server runs (and requests); --since and --until narrow it.
             Self-host cost = machine $/h x provisioned hours, busy or idle.
+            Workflows (X-Tally-Session) and outcomes (POST /v1/outcomes) give the cost per workflow and per outcome.
 
             Example: tally report --since 2026-11-01 --until 2026-12-01 --by tenant --format html --output report.html
             """)
@@ -18,7 +19,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "Usage database (default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
     @Option(help: "Only requests finished at or after this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).") var since: String?
     @Option(help: "Only requests finished before this UTC time.") var until: String?
-    @Option(help: "Group by tenant, model, day or tag.") var by: Grouping?
+    @Option(help: "Group by tenant, model, day, tag, user (the OpenAI user field) or session (X-Tally-Session).") var by: Grouping?
     @Option(help: "text, csv, json or html.") var format: ReportFormat = .text
     @Option(help: "Write the report here instead of standard output.") var output: String?
     @Option(help: "Budget file, to show spend against each budget this period.") var budgets: String?
@@ -40,19 +41,21 @@ struct ReportCommand: AsyncParsableCommand {
             throw ValidationError("no usage database at \(path); serve some requests first or pass --db")
         }
         let store = try await SQLiteUsageStore.open(path: path)
-        let records: [UsageRecord], runs: [ServerRun]
+        let records: [UsageRecord], runs: [ServerRun], outcomes: [Outcome]
         do {
             let range = TimeRange(sinceMicros: sinceMicros, untilMicros: untilMicros)
             // Budgets look at the current period whatever the range, so they need every record.
             records = try await store.records(in: policy == nil ? range : .all)
             runs = try await store.runs(in: range)
+            // Outcomes are posted after the calls they mark, so any after the window's start may mark one.
+            outcomes = try await store.outcomes(sinceMicros: sinceMicros)
             try await store.close()
         } catch {
             try? await store.close()
             throw error
         }
         if let capacity, !(capacity > 0) { throw ValidationError("--capacity \(capacity) must be a positive number of tokens per second") }
-        let report = makeReport(records: records, runs: runs, since: sinceMicros, until: untilMicros, by: by, prices: pricing.prices,
+        let report = makeReport(records: records, runs: runs, outcomes: outcomes, since: sinceMicros, until: untilMicros, by: by, prices: pricing.prices,
                                 machine: pricing.machine, gpu: pricing.gpu, generatedAtMicros: UTC.micros(Date()), budgets: policy,
                                 capacityTokensPerSecond: capacity)
         let text = report.render(format)

@@ -21,8 +21,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most tokens per engine step.") var maxBatchTokens = 512
     @Option(help: "Most requests running at once.") var maxSeqs = 16
     @Option(help: "Most requests waiting; more get 429.") var maxQueue = 256
-    @Option(help: "An API key clients must send as 'Authorization: Bearer KEY' (repeatable).") var apiKey: [String] = []
-    @Option(help: "A file of API keys, one per line.") var apiKeyFile: String?
+    @Option(help: "An API key clients must send as 'Authorization: Bearer KEY' (repeatable); NAME:KEY names its tenant.") var apiKey: [String] = []
+    @Option(help: "A file of API keys, one per line: KEY, NAME:KEY or NAME:sha256:HEX (the key's SHA-256); # starts a comment.")
+    var apiKeyFile: String?
     @Option(help: "Another name clients may give as `model` for this model (repeatable); any other name gets 404.") var alias: [String] = []
     @Option(help: "Chat template name to use instead of the one the model declares.") var chatTemplate: String?
     @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
@@ -52,11 +53,7 @@ struct Serve: AsyncParsableCommand {
         try checkFlags()
         let pricing = try noMetering ? nil : pricingOptions.pricing()
         let policy = try pricing.flatMap { pricing in try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) } } ?? .unlimited
-        var apiKeys = apiKey
-        if let apiKeyFile {
-            apiKeys += try String(contentsOfFile: apiKeyFile, encoding: .utf8)
-                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
+        let apiKeys = try readAPIKeys()
 
         let path = try model ?? Pull.defaultModelPulledIfMissing()
         let llama = try LlamaModel(path: path, threads: threads)
@@ -84,7 +81,18 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    private func serve(engine: BatchingEngine, llama: LlamaModel, tokenizer: Tokenizer, path: String, apiKeys: [String],
+    /// `--api-key` values then `--api-key-file` lines, each `KEY`, `NAME:KEY` or `NAME:sha256:HEX`.
+    private func readAPIKeys() throws -> [TenantKey] {
+        var text = apiKey.joined(separator: "\n")
+        if let apiKeyFile {
+            do { text += "\n" + (try String(contentsOfFile: apiKeyFile, encoding: .utf8)) } catch {
+                throw CLIError("cannot read --api-key-file \(apiKeyFile): \(error.localizedDescription)")
+            }
+        }
+        do { return try TenantKey.parse(file: text) } catch { throw CLIError(error.description) }
+    }
+
+    private func serve(engine: BatchingEngine, llama: LlamaModel, tokenizer: Tokenizer, path: String, apiKeys: [TenantKey],
                        pricing: Meter.Pricing?, policy: BudgetPolicy) async throws {
         var config = ServerConfig()
         config.host = host
@@ -105,7 +113,7 @@ struct Serve: AsyncParsableCommand {
             heartbeat = try await RunHeartbeat.start(store: opened, host: replica ?? ProcessInfo.processInfo.hostName,
                                                      interval: .seconds(heartbeatSeconds))
             printError("metering to \(dbPath); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
-            for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(Tenant.fingerprint(apiKey: key))") }
+            for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
         let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"

@@ -20,6 +20,14 @@ package enum MeteringError: Error, Equatable, CustomStringConvertible {
     case unknownProfile(kind: String, name: String, known: [String])
     /// A budget file could not be read or names something unknown.
     case badBudgetFile(path: String, reason: String)
+    /// An API key file line that is neither `KEY`, `NAME:KEY` nor `NAME:sha256:HEX`.
+    case invalidKeyFile(String)
+
+    /// The message without the advice, for wrapping in a longer one.
+    package var reason: String {
+        if case .invalidKeyFile(let reason) = self { return reason }
+        return description
+    }
 
     package var description: String {
         switch self {
@@ -39,6 +47,8 @@ package enum MeteringError: Error, Equatable, CustomStringConvertible {
             return "no \(kind) named \"\(name)\". Known: \(known.joined(separator: ", ")). Pick one of these or add it to the file."
         case .badBudgetFile(let path, let reason):
             return "budget file \(path): \(reason). See README \"Budgets\" for the format."
+        case .invalidKeyFile(let reason):
+            return "API key file: \(reason). Each line is KEY, NAME:KEY or NAME:sha256:HEX (README \"Tenants\")."
         }
     }
 }

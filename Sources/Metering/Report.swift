@@ -143,6 +143,36 @@ package struct Verdict: Sendable, Equatable, Codable {
     package var recordedTokensPerMonth: Int64
 }
 
+/// The workflows (`X-Tally-Session`) in the window: how many calls one takes and what one costs.
+package struct Workflows: Sendable, Equatable, Codable {
+    /// Distinct (tenant, session) pairs.
+    package var workflows: Int
+    /// Calls that carried a session.
+    package var calls: Int
+    package var callsPerWorkflow: Double
+    /// The workflows' share of the bill / workflows.
+    package var billPerWorkflowNanoUSD: Int64
+    /// Each API's standard tier / workflows.
+    package var apiPerWorkflow: [APITierCosts]
+    /// Calls without a session.
+    package var callsOutsideWorkflows: Int
+}
+
+/// What one outcome label cost: the calls its outcomes mark, directly (request id) or through their
+/// workflow (session). `UsageGroup.noOutcome` holds the calls no outcome marks.
+package struct OutcomeLine: Sendable, Equatable, Codable {
+    package var label: String
+    /// Outcomes with this label that mark a call in the window (0 for the no-outcome line).
+    package var outcomes: Int
+    /// Sum of their values (those sent with one).
+    package var valueSum: Double
+    /// The marked calls' figures: requests, tokens, bill share (`bill`), API costs.
+    package var line: ReportLine
+    /// bill share / outcomes: "what a resolved case cost"; 0 when there are no outcomes.
+    package var billPerOutcomeNanoUSD: Int64
+    package var apiPerOutcome: [APITierCosts]
+}
+
 /// One spend limit of one tenant in the period containing the report's generation time.
 package struct BudgetLine: Sendable, Equatable, Codable {
     package var tenant: String
@@ -188,6 +218,9 @@ package struct Report: Sendable, Equatable, Codable {
     package var utilization: Utilization
     package var breakEven: [BreakEven]
     package var whatIf: [WhatIf]
+    package var workflows: Workflows
+    /// One line per label, then the calls no outcome marks.
+    package var outcomes: [OutcomeLine]
     package var days: [DayPoint]
     /// Spend against each budget this period (empty without a budget policy).
     package var budgets: [BudgetLine] = []
@@ -201,8 +234,8 @@ package struct Report: Sendable, Equatable, Codable {
 package let hoursPerMonth: Int64 = 730
 
 /// Builds a report over the records finished in `[since, until)` (Unix µs; nil: open) and the server runs
-/// up in it. `capacityTokensPerSecond` overrides the measured capacity (for example a `tally bench` result).
-package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], since: Int64?, until: Int64?, by grouping: Grouping?,
+/// up in it, with the outcomes that mark those records. `capacityTokensPerSecond` overrides the measured capacity (for example a `tally bench` result).
+package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], outcomes: [Outcome] = [], since: Int64?, until: Int64?, by grouping: Grouping?,
                         prices: PriceTable, machine: MachineProfile, gpu: GPUProfile,
                         generatedAtMicros: Int64, budgets policy: BudgetPolicy? = nil,
                         capacityTokensPerSecond: Double? = nil) -> Report {
@@ -324,6 +357,48 @@ package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], since: I
             })
     }
 
+    // Workflows: the calls that carried a session, per (tenant, session).
+    let inWorkflows = selected.filter { $0.session != nil }
+    let workflowCount = Set(inWorkflows.map { [$0.tenant ?? "", $0.session!] }).count
+    let workflowLine = line("workflows", inWorkflows, billShare: share(inWorkflows))
+    let workflows = Workflows(
+        workflows: workflowCount, calls: inWorkflows.count, callsPerWorkflow: ratio(Double(inWorkflows.count), Double(workflowCount)),
+        billPerWorkflowNanoUSD: workflowCount == 0 ? 0 : workflowLine.bill.totalNanoUSD / Int64(workflowCount),
+        apiPerWorkflow: workflowLine.apis.map {
+            APITierCosts(model: $0.model, standardNanoUSD: workflowCount == 0 ? 0 : $0.standard.totalNanoUSD / Int64(workflowCount),
+                         batchNanoUSD: workflowCount == 0 ? 0 : $0.batch.totalNanoUSD / Int64(workflowCount))
+        },
+        callsOutsideWorkflows: selected.count - inWorkflows.count)
+
+    // Outcomes: each marks its tenant's call (request id) or the calls of its tenant's session.
+    var marksOf: [String: [Outcome]] = [:]
+    for outcome in outcomes {
+        let key = outcome.requestID.map { "r\u{0}\(outcome.tenant ?? "")\u{0}\($0)" }
+            ?? "s\u{0}\(outcome.tenant ?? "")\u{0}\(outcome.session ?? "")"
+        marksOf[key, default: []].append(outcome)
+    }
+    var callsOf: [String: [UsageRecord]] = [:], outcomesOf: [String: [String: Outcome]] = [:], unmarked: [UsageRecord] = []
+    for record in selected {
+        var marks = marksOf["r\u{0}\(record.tenant ?? "")\u{0}\(record.id)"] ?? []
+        if let session = record.session { marks += marksOf["s\u{0}\(record.tenant ?? "")\u{0}\(session)"] ?? [] }
+        if marks.isEmpty { unmarked.append(record) }
+        for label in Set(marks.map(\.label)) { callsOf[label, default: []].append(record) }
+        for mark in marks { outcomesOf[mark.label, default: [:]][mark.id] = mark }
+    }
+    func outcomeLine(_ label: String, _ calls: [UsageRecord], _ marks: [Outcome]) -> OutcomeLine {
+        let callsLine = line(label, calls, billShare: share(calls))
+        let count = Int64(marks.count)
+        return OutcomeLine(
+            label: label, outcomes: marks.count, valueSum: marks.compactMap(\.value).reduce(0, +), line: callsLine,
+            billPerOutcomeNanoUSD: count == 0 ? 0 : callsLine.bill.totalNanoUSD / count,
+            apiPerOutcome: callsLine.apis.map {
+                APITierCosts(model: $0.model, standardNanoUSD: count == 0 ? 0 : $0.standard.totalNanoUSD / count,
+                             batchNanoUSD: count == 0 ? 0 : $0.batch.totalNanoUSD / count)
+            })
+    }
+    var outcomeLines = callsOf.keys.sorted().map { outcomeLine($0, callsOf[$0]!, Array(outcomesOf[$0]!.values)) }
+    if !outcomeLines.isEmpty { outcomeLines.append(outcomeLine(UsageGroup.noOutcome, unmarked, [])) }
+
     var byDay: [String: [UsageRecord]] = [:]
     for record in selected { byDay[UTC.day(micros: record.timeMicros), default: []].append(record) }
     let days = byDay.keys.sorted().map { day -> DayPoint in
@@ -345,7 +420,8 @@ package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], since: I
         prices: .init(name: prices.name, asOf: prices.asOf, source: prices.source), machine: machine, gpu: gpu,
         verdict: verdict(total: total, utilization: utilization, breakEven: breakEven, machine: machine,
                          from: windowStart, to: windowEnd),
-        total: total, groups: groups, utilization: utilization, breakEven: breakEven, whatIf: whatIf, days: days,
+        total: total, groups: groups, utilization: utilization, breakEven: breakEven, whatIf: whatIf,
+        workflows: workflows, outcomes: outcomeLines, days: days,
         budgets: policy.map { budgetLines(records: records, policy: $0, nowMicros: generatedAtMicros, machine: machine, prices: prices) } ?? [],
         notes: notes)
 }

@@ -95,6 +95,25 @@ extension Report {
                 ["x\($0.factor)", "\($0.requests)", "\($0.tokens)", "\($0.tokensPerMonth)", "\($0.machines)", percentText($0.utilization),
                  formatUSD($0.billNanoUSD), formatUSD($0.gpuNanoUSD)] + $0.apis.map { formatUSD($0.standardNanoUSD) }
             }))
+        if workflows.workflows > 0 {
+            let w = workflows
+            out.append("")
+            out.append("Workflows (calls sent with X-Tally-Session; by session: --by session)")
+            out.append("\(grouped(w.workflows)) workflows, \(grouped(w.calls)) calls (\(number(w.callsPerWorkflow)) per workflow), "
+                + "\(grouped(w.callsOutsideWorkflows)) calls outside one; per workflow: bill \(formatUSD(w.billPerWorkflowNanoUSD)), "
+                + w.apiPerWorkflow.map { "\($0.model) \(formatUSD($0.standardNanoUSD))" }.joined(separator: ", "))
+        }
+        if !outcomes.isEmpty {
+            out.append("")
+            out.append("Outcomes (POST /v1/outcomes; the calls each outcome marks, by request id or workflow; a call marked twice counts in both)")
+            out.append(table(
+                ["outcome", "outcomes", "calls", "tokens", "value", "bill share", "bill/outcome"] + total.apis.map { $0.model + "/outcome" },
+                outcomes.map {
+                    [$0.label, "\($0.outcomes)", "\($0.line.requests)", "\($0.line.totalTokens)", number($0.valueSum),
+                     formatUSD($0.line.bill.totalNanoUSD), $0.outcomes == 0 ? "-" : formatUSD($0.billPerOutcomeNanoUSD)]
+                        + $0.apiPerOutcome.map { formatUSD($0.standardNanoUSD) }
+                }))
+        }
         if !budgets.isEmpty {
             out.append("")
             out.append("Budgets (spend this period, as of \(generatedAt))")
@@ -225,6 +244,21 @@ extension Report {
                                formatUSD($0.billNanoUSD)] + $0.apis.map { formatUSD($0.standardNanoUSD) }
                           })
         html += volumeChart(colors: colors)
+        if workflows.workflows > 0 {
+            let w = workflows
+            html += "<h2>Workflows</h2>\n<p>\(grouped(w.workflows)) workflows (X-Tally-Session), \(grouped(w.calls)) calls, "
+                + "\(htmlEscape(number(w.callsPerWorkflow))) calls per workflow; \(grouped(w.callsOutsideWorkflows)) calls outside one.</p>\n"
+            html += htmlTable(["per workflow", "self-host bill"] + w.apiPerWorkflow.map(\.model),
+                              [["cost"] + [formatUSD(w.billPerWorkflowNanoUSD)] + w.apiPerWorkflow.map { formatUSD($0.standardNanoUSD) }])
+        }
+        if !outcomes.isEmpty {
+            html += "<h2>Cost per outcome</h2>\n"
+            html += htmlTable(["outcome", "outcomes", "calls", "bill share", "bill/outcome"] + total.apis.map { $0.model + "/outcome" },
+                              outcomes.map {
+                                  [$0.label, grouped($0.outcomes), grouped($0.line.requests), formatUSD($0.line.bill.totalNanoUSD),
+                                   $0.outcomes == 0 ? "-" : formatUSD($0.billPerOutcomeNanoUSD)] + $0.apiPerOutcome.map { formatUSD($0.standardNanoUSD) }
+                              })
+        }
         if !budgets.isEmpty {
             html += "<h2>Budgets this period</h2>\n"
             html += htmlTable(["tenant", "period", "basis", "spent", "limit", "resets"], budgets.map {

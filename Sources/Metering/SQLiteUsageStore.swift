@@ -70,15 +70,31 @@ package actor SQLiteUsageStore: UsageStore {
             """,
             "CREATE INDEX server_runs_start ON server_runs (start_us)",
         ],
+        [
+            "ALTER TABLE usage ADD COLUMN session TEXT",
+            "CREATE INDEX usage_tenant_session ON usage (tenant, session)",
+            """
+            CREATE TABLE outcomes (
+                id TEXT PRIMARY KEY NOT NULL,
+                time_us INTEGER NOT NULL,
+                tenant TEXT,
+                request_id TEXT,
+                session TEXT,
+                label TEXT NOT NULL,
+                value REAL
+            )
+            """,
+            "CREATE INDEX outcomes_time ON outcomes (time_us)",
+        ],
     ]
     package static var schemaVersion: Int { migrations.count }
 
     static let columns = [
         "id", "time_us", "model", "model_parameters", "model_bytes", "model_layers", "model_attention_width",
         "model_kv_width", "tenant", "end_user", "tags", "prompt_tokens", "cached_tokens", "cache_write_tokens",
-        "generated_tokens", "queue_us", "prefill_us", "decode_us", "busy_share_us", "finish_reason",
+        "generated_tokens", "queue_us", "prefill_us", "decode_us", "busy_share_us", "finish_reason", "session",
     ]
-    /// Rows per INSERT: 20 binds each, far under SQLite's variable limit.
+    /// Rows per INSERT: 21 binds each, far under SQLite's variable limit.
     static let rowsPerInsert = 500
 
     package nonisolated let path: String
@@ -198,7 +214,50 @@ package actor SQLiteUsageStore: UsageStore {
             .int(Int64(r.promptTokens)), .int(Int64(r.cachedTokens)), .int(Int64(r.cacheWriteTokens)),
             .int(Int64(r.generatedTokens)), .int(r.queueMicros), .int(r.prefillMicros),
             .int(r.decodeMicros), .int(r.busyShareMicros), .text(r.finishReason.rawValue),
+            r.session.map(SQLiteData.text) ?? .null,
         ]
+    }
+
+    package func record(id: String) async throws -> UsageRecord? {
+        try await query("SELECT \(Self.columns.joined(separator: ", ")) FROM usage WHERE id = ?", [.text(id)], "read record")
+            .first.map(record)
+    }
+
+    package func calls(session: String, tenant: String?) async throws -> Int {
+        let sql = "SELECT COUNT(*) AS n FROM usage WHERE session = ? AND " + (tenant == nil ? "tenant IS NULL" : "tenant = ?")
+        let binds: [SQLiteData] = [.text(session)] + (tenant.map { [.text($0)] } ?? [])
+        return Int(try await query(sql, binds, "count session calls").first?.column("n")?.integer ?? 0)
+    }
+
+    // MARK: Outcomes
+
+    package func appendOutcome(_ outcome: Outcome) async throws {
+        _ = try await query(
+            "INSERT OR IGNORE INTO outcomes (id, time_us, tenant, request_id, session, label, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [.text(outcome.id), .int(outcome.timeMicros), outcome.tenant.map(SQLiteData.text) ?? .null,
+             outcome.requestID.map(SQLiteData.text) ?? .null, outcome.session.map(SQLiteData.text) ?? .null,
+             .text(outcome.label), outcome.value.map(SQLiteData.float) ?? .null],
+            "append outcome")
+    }
+
+    package func outcomes(sinceMicros: Int64?) async throws -> [Outcome] {
+        let rows = try await query(
+            "SELECT id, time_us, tenant, request_id, session, label, value FROM outcomes"
+                + (sinceMicros == nil ? "" : " WHERE time_us >= ?") + " ORDER BY time_us, id",
+            sinceMicros.map { [.int($0)] } ?? [], "read outcomes")
+        return try rows.map { row in
+            func text(_ name: String) -> String? {
+                guard let value = row.column(name), !value.isNull else { return nil }
+                return value.string
+            }
+            let id = text("id") ?? "?"
+            guard let time = row.column("time_us")?.integer, let label = text("label") else {
+                throw MeteringError.corruptRow(path: path, id: id, reason: "an outcome column is missing")
+            }
+            let value = row.column("value").flatMap { $0.isNull ? nil : $0.double }
+            return Outcome(id: id, timeMicros: Int64(time), tenant: text("tenant"), requestID: text("request_id"),
+                           session: text("session"), label: label, value: value)
+        }
     }
 
     // MARK: Server runs
@@ -252,6 +311,8 @@ package actor SQLiteUsageStore: UsageStore {
         case .tag:
             key = "COALESCE(tag.value, '\(UsageGroup.untagged)')"
             from = "usage LEFT JOIN json_each(usage.tags) AS tag"
+        case .user: key = "COALESCE(end_user, '\(UsageGroup.noUser)')"
+        case .session: key = "COALESCE(session, '\(UsageGroup.noSession)')"
         }
         let sql = """
             SELECT \(key) AS k, COUNT(*) AS requests, SUM(prompt_tokens) AS p, SUM(cached_tokens) AS c,
@@ -337,7 +398,7 @@ package actor SQLiteUsageStore: UsageStore {
                 parameterCount: try int("model_parameters"), weightBytes: try int("model_bytes"),
                 layerCount: Int(try int("model_layers")), attentionWidth: Int(try int("model_attention_width")),
                 kvWidth: Int(try int("model_kv_width"))),
-            tenant: optionalText("tenant"), user: optionalText("end_user"), tags: tags,
+            tenant: optionalText("tenant"), user: optionalText("end_user"), tags: tags, session: optionalText("session"),
             promptTokens: Int(try int("prompt_tokens")), cachedTokens: Int(try int("cached_tokens")),
             cacheWriteTokens: Int(try int("cache_write_tokens")), generatedTokens: Int(try int("generated_tokens")),
             queueMicros: try int("queue_us"), prefillMicros: try int("prefill_us"), decodeMicros: try int("decode_us"),

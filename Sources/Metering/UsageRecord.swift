@@ -60,6 +60,9 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
     package var user: String?
     /// From `X-Tally-Tags`, normalised by `UsageRecord.parseTags`.
     package var tags: [String]
+    /// From `X-Tally-Session`: the workflow (task, agent run, conversation) this call belongs to, so a
+    /// report can give the cost and calls per workflow; nil when the header was not sent.
+    package var session: String?
     /// All prompt tokens, cached ones included.
     package var promptTokens: Int
     /// Prompt tokens found in the prefix cache (not computed again).
@@ -79,7 +82,7 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
 
     package init(
         id: String, timeMicros: Int64, model: String, modelShape: ModelShape = .unknown,
-        tenant: String? = nil, user: String? = nil, tags: [String] = [],
+        tenant: String? = nil, user: String? = nil, tags: [String] = [], session: String? = nil,
         promptTokens: Int, cachedTokens: Int = 0, cacheWriteTokens: Int = 0, generatedTokens: Int,
         queueMicros: Int64 = 0, prefillMicros: Int64 = 0, decodeMicros: Int64 = 0, busyShareMicros: Int64,
         finishReason: UsageOutcome = .stop
@@ -91,6 +94,7 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
         self.tenant = tenant
         self.user = user
         self.tags = tags
+        self.session = session
         self.promptTokens = promptTokens
         self.cachedTokens = cachedTokens
         self.cacheWriteTokens = cacheWriteTokens
@@ -107,6 +111,15 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
     /// Prompt plus generated tokens: the base of every "per 1M tokens" figure.
     package var totalTokens: Int { promptTokens + generatedTokens }
     package var arrivalMicros: Int64 { timeMicros - queueMicros - prefillMicros - decodeMicros }
+
+    /// Longest session id, label or tenant name kept.
+    package static let maxNameLength = 128
+
+    /// Whether `text` is usable as a session id or outcome label: 1...maxNameLength visible ASCII characters
+    /// (no spaces or control bytes, so it prints in a table and a CSV cell as sent).
+    package static func isValidName(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= maxNameLength && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
 
     /// Most tags a request keeps, and the longest tag; longer or further ones are dropped.
     package static let maxTags = 16

@@ -42,6 +42,10 @@ package enum Grouping: String, Sendable, Codable, CaseIterable {
     case day
     /// Each tag: a request with two tags counts in both groups; untagged ones in `UsageGroup.untagged`.
     case tag
+    /// The OpenAI `user` field; requests without one in `UsageGroup.noUser`.
+    case user
+    /// The `X-Tally-Session` workflow; calls outside one in `UsageGroup.noSession`.
+    case session
 }
 
 /// Sums of the facts of a set of records. Costs that are linear in these (local, API) can be computed on
@@ -95,6 +99,10 @@ package struct UsageGroup: Sendable, Equatable, Hashable, Codable {
     package static let noTenant = "(no key)"
     /// Tag key of requests without tags.
     package static let untagged = "(untagged)"
+    package static let noUser = "(no user)"
+    package static let noSession = "(no session)"
+    /// The report's line of calls that no outcome marks.
+    package static let noOutcome = "(no outcome)"
 
     /// The keys a record falls under for a grouping (several for `.tag`).
     package static func keys(of record: UsageRecord, by grouping: Grouping?) -> [String] {
@@ -104,6 +112,8 @@ package struct UsageGroup: Sendable, Equatable, Hashable, Codable {
         case .model: return [record.model]
         case .day: return [UTC.day(micros: record.timeMicros)]
         case .tag: return record.tags.isEmpty ? [untagged] : record.tags
+        case .user: return [record.user ?? noUser]
+        case .session: return [record.session ?? noSession]
         }
     }
 
@@ -126,8 +136,16 @@ package struct UsageGroup: Sendable, Equatable, Hashable, Codable {
 ///
 /// Server runs (`ServerRun`) are stored beside the records: `startRun` when a server starts, `stampRun` at
 /// each heartbeat and at stop (a stamp never moves `lastSeenMicros` back), `runs` for a report's bill.
+/// Outcomes (`Outcome`) mark what a call or a workflow achieved; `appendOutcome` is idempotent by id too.
 package protocol UsageStore: Sendable {
     func append(_ record: UsageRecord) async throws
+    /// The record with this id, if stored.
+    func record(id: String) async throws -> UsageRecord?
+    /// How many records of `tenant` (nil: of requests without a key) carry this session.
+    func calls(session: String, tenant: String?) async throws -> Int
+    func appendOutcome(_ outcome: Outcome) async throws
+    /// Outcomes posted at or after `sinceMicros` (nil: all), oldest first.
+    func outcomes(sinceMicros: Int64?) async throws -> [Outcome]
     func startRun(_ run: ServerRun) async throws
     func stampRun(id: String, atMicros: Int64, stopped: Bool) async throws
     /// Runs that were up at some time in `range` (ordered by start).
@@ -155,6 +173,7 @@ package actor InMemoryUsageStore: UsageStore {
     private var stored: [UsageRecord] = []
     private var ids = Set<String>()
     private var serverRuns: [String: ServerRun] = [:]
+    private var storedOutcomes: [Outcome] = []
     private var closed = false
 
     package init(records: [UsageRecord] = []) {
@@ -164,6 +183,27 @@ package actor InMemoryUsageStore: UsageStore {
     package func append(_ record: UsageRecord) throws {
         guard !closed else { throw MeteringError.storeClosed }
         if ids.insert(record.id).inserted { stored.append(record) }
+    }
+
+    package func record(id: String) throws -> UsageRecord? {
+        guard !closed else { throw MeteringError.storeClosed }
+        return stored.first { $0.id == id }
+    }
+
+    package func calls(session: String, tenant: String?) throws -> Int {
+        guard !closed else { throw MeteringError.storeClosed }
+        return stored.count(where: { $0.session == session && $0.tenant == tenant })
+    }
+
+    package func appendOutcome(_ outcome: Outcome) throws {
+        guard !closed else { throw MeteringError.storeClosed }
+        if !storedOutcomes.contains(where: { $0.id == outcome.id }) { storedOutcomes.append(outcome) }
+    }
+
+    package func outcomes(sinceMicros: Int64?) throws -> [Outcome] {
+        guard !closed else { throw MeteringError.storeClosed }
+        return storedOutcomes.filter { $0.timeMicros >= (sinceMicros ?? .min) }
+            .sorted { ($0.timeMicros, $0.id) < ($1.timeMicros, $1.id) }
     }
 
     package func startRun(_ run: ServerRun) throws {

@@ -101,6 +101,12 @@ package struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         APIError(status: .tooManyRequests, message: message, type: "insufficient_quota", code: "budget_exceeded")
     }
 
+    /// The usage store failed a read or write a route needs (outcomes); the request can be retried.
+    package static func storeUnavailable(_ error: any Error) -> APIError {
+        APIError(status: .serviceUnavailable, message: "the usage store failed: \(error); retry later", type: "server_error",
+                 code: "store_unavailable")
+    }
+
     package static func internalError(_ error: any Error) -> APIError {
         APIError(status: .internalServerError, message: "internal error: \(error); this is a bug, please report it",
                  type: "server_error")

@@ -42,7 +42,7 @@ package func buildRouter(
     let template = try config.chatTemplateOverride.map { try ChatTemplate.named($0) }
         ?? ChatTemplate.detect(tokenizer.chatTemplate).template
     let service = CompletionService(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName,
-                                    chatTemplate: template, metrics: metrics, tenants: config.apiKeys.map(Tenant.fingerprint))
+                                    chatTemplate: template, metrics: metrics)
 
     let router = Router(context: ServerRequestContext.self)
     router.add(middleware: ErrorMiddleware<ServerRequestContext>(maxBodyBytes: config.maxBodyBytes, metrics: metrics))
@@ -60,6 +60,7 @@ package func buildRouter(
     v1.get("models/:id") { _, context -> Response in try service.model(id: context.parameters.require("id")) }
     v1.post("completions") { request, context -> Response in try await service.completions(request, context) }
     v1.post("chat/completions") { request, context -> Response in try await service.chatCompletions(request, context) }
+    v1.post("outcomes") { request, context -> Response in try await service.postOutcome(request, context) }
     return router
 }
 
@@ -77,20 +78,21 @@ func jsonResponse(_ body: JSON, status: HTTPResponse.Status = .ok) -> Response {
              body: .init(byteBuffer: ByteBuffer(string: body.serialized)))
 }
 
-/// `Authorization: Bearer KEY` against the configured keys, in constant time per key and always over
-/// every key, so neither timing nor the position of a match tells an attacker anything.
+/// `Authorization: Bearer KEY` against the configured keys: the presented key's SHA-256 is compared with
+/// each key's, in constant time and always over every key, so neither timing nor the position of a match
+/// tells an attacker anything (and a key file may hold digests instead of keys).
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = ServerRequestContext
     let keys: [[UInt8]]
 
-    init(keys: [String]) { self.keys = keys.map { Array($0.utf8) } }
+    init(keys: [TenantKey]) { self.keys = keys.map(\.digest) }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if keys.isEmpty { return try await next(request, context) }
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw APIError.unauthorized
         }
-        let presented = Array(header.utf8.dropFirst("bearer ".utf8.count))
+        let presented = TenantKey.digest(of: Array(header.utf8.dropFirst("bearer ".utf8.count)))
         var found: Int?
         for (index, key) in keys.enumerated() where constantTimeEquals(presented, key) && found == nil {
             found = index

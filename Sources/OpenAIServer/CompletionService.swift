@@ -51,8 +51,6 @@ struct CompletionService: Sendable {
     let modelName: String
     let chatTemplate: ChatTemplate
     let metrics: ServerMetrics
-    /// `Tenant.fingerprint` of each of `config.apiKeys`: who a request is billed to.
-    let tenants: [String]
     /// When the server started: the `created` of the model object (a completion's is its request's time).
     let started = Int(Date().timeIntervalSince1970)
 
@@ -147,7 +145,7 @@ struct CompletionService: Sendable {
 
     // MARK: Shared steps
 
-    private func readBody(_ request: Request) async throws -> [UInt8] {
+    func readBody(_ request: Request) async throws -> [UInt8] {
         guard config.readiness.isReady else { throw APIError.notReady }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > config.maxBodyBytes {
             throw APIError.bodyTooLarge(limit: config.maxBodyBytes)
@@ -223,8 +221,13 @@ struct CompletionService: Sendable {
     private func respond(_ prepared: PreparedGeneration, shape: ResponseShape, request: Request,
                          context: ServerRequestContext) async throws -> Response {
         var prepared = prepared
-        let tenant = context.apiKeyIndex.map { tenants[$0] }
+        let tenant = tenant(of: context)
         let tags = UsageRecord.parseTags(header: request.headers[Self.tagsHeader])
+        let session = request.headers[Self.sessionHeader]
+        if let session, !UsageRecord.isValidName(session) {
+            throw APIError.invalid("the \(Self.sessionHeader) header must be 1-\(UsageRecord.maxNameLength) visible ASCII characters",
+                                   param: Self.sessionHeader.rawName, code: "invalid_header")
+        }
         let meter = config.meter
         if let meter {
             switch await meter.admit(tenant: tenant, requestedMaxOutputTokens: prepared.requestedMaxTokens) {
@@ -236,7 +239,7 @@ struct CompletionService: Sendable {
         }
         let recorder = UsageRecorder(requestID: prepared.engineRequest.id, arrival: prepared.engineRequest.arrival,
                                      model: modelName, modelShape: config.modelShape, tenant: tenant, user: prepared.user,
-                                     tags: tags, meter: meter, metrics: metrics)
+                                     tags: tags, session: session, meter: meter, metrics: metrics)
         prepared.engineRequest.onFinish = { reason, stats in recorder.finished(reason, stats) }
 
         // Submit before any response is started, so a full queue or a too-long prompt is a plain error
@@ -288,6 +291,13 @@ struct CompletionService: Sendable {
     }
 
     static let tagsHeader = HTTPField.Name("X-Tally-Tags")!
+    /// Groups the calls of one workflow (a task, an agent run) for cost per workflow and outcomes.
+    static let sessionHeader = HTTPField.Name("X-Tally-Session")!
+
+    /// Who the request is billed to: the authorising key's tenant (its name, else its fingerprint).
+    func tenant(of context: ServerRequestContext) -> String? {
+        context.apiKeyIndex.map { config.apiKeys[$0].tenant }
+    }
 
     /// Runs the engine stream through the text pipeline, passing each released delta to `onDelta`, and
     /// returns the finish reason the client sees ("stop", "length"). Returns when the engine finishes or a

@@ -9,8 +9,8 @@ package struct ServerConfig: Sendable {
     package var host = "127.0.0.1"
     /// 0 picks a free port (tests).
     package var port = 8080
-    /// Accepted bearer tokens; empty = no authentication.
-    package var apiKeys: [String] = []
+    /// Accepted bearer tokens and the tenants they bill (`TenantKey.parse(file:)`); empty = no authentication.
+    package var apiKeys: [TenantKey] = []
     /// Larger request bodies are refused with 413.
     package var maxBodyBytes = 4 << 20
     /// A chat template name (`ChatTemplate.names`) used instead of the model's `tokenizer.chat_template`.

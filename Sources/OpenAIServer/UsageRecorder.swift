@@ -20,6 +20,7 @@ final class UsageRecorder: Sendable {
     private let tenant: String?
     private let user: String?
     private let tags: [String]
+    private let session: String?
     private let meter: Meter?
     private let metrics: ServerMetrics
 
@@ -35,7 +36,7 @@ final class UsageRecorder: Sendable {
     private let state = Mutex(State.running(waiters: []))
 
     init(requestID: RequestID, arrival: ContinuousClock.Instant, model: String, modelShape: ModelShape,
-         tenant: String?, user: String?, tags: [String], meter: Meter?, metrics: ServerMetrics) {
+         tenant: String?, user: String?, tags: [String], session: String?, meter: Meter?, metrics: ServerMetrics) {
         self.requestID = requestID
         self.arrival = arrival
         self.model = model
@@ -43,6 +44,7 @@ final class UsageRecorder: Sendable {
         self.tenant = tenant
         self.user = user
         self.tags = tags
+        self.session = session
         self.meter = meter
         self.metrics = metrics
     }
@@ -95,7 +97,7 @@ final class UsageRecorder: Sendable {
         case .abort: .aborted
         }
         return UsageRecord(id: requestID, timeMicros: time, model: model, modelShape: modelShape, tenant: tenant,
-                           user: user, tags: tags, promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens,
+                           user: user, tags: tags, session: session, promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens,
                            cacheWriteTokens: stats.cacheWriteTokens, generatedTokens: stats.generatedTokens,
                            queueMicros: stats.queueMicros, prefillMicros: stats.prefillMicros, decodeMicros: stats.decodeMicros,
                            busyShareMicros: stats.busyShareMicros, finishReason: outcome)

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 
 import openai
@@ -43,17 +44,30 @@ def report(db, *flags):
     return p.stdout
 
 
+def post_outcome(base, key, body):
+    """POST /v1/outcomes; returns (status, JSON body)."""
+    request = urllib.request.Request(base + "/v1/outcomes", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
 def test_tenants_shared_prefix_and_report(tmp_path):
     db = tmp_path / "usage.db"
     keyfile = tmp_path / "keys"
-    keyfile.write_text("\n".join(KEYS) + "\n")
+    # Named tenants: one by its key, one by the key's SHA-256 only (the file need not hold the key).
+    keyfile.write_text(f"# tenants\nteam-a:{KEYS[0]}\nteam-b:sha256:{hashlib.sha256(KEYS[1].encode()).hexdigest()}\n")
     base, proc = start_server("--db", str(db), "--api-key-file", str(keyfile))
     try:
         a = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[0], timeout=60, max_retries=0)
         b = openai.OpenAI(base_url=base + "/v1", api_key=KEYS[1], timeout=60, max_retries=0)
         usages = []
         for question in ["When do you open?", "Do you sell coffee?", "When do you close?"]:
-            r = a.chat.completions.create(model=MODEL_NAME, max_tokens=12, temperature=0, extra_headers={"X-Tally-Tags": "support"},
+            r = a.chat.completions.create(model=MODEL_NAME, max_tokens=12, temperature=0,
+                                          extra_headers={"X-Tally-Tags": "support", "X-Tally-Session": "ticket-1"},
                                           messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}])
             usages.append(r.usage)
         # The system prompt is shared: the second and third requests reuse its KV blocks.
@@ -68,6 +82,12 @@ def test_tenants_shared_prefix_and_report(tmp_path):
         chunks = list(stream)
         assert chunks[-1].usage.model_extra["cost"]["local"] > 0
         b.completions.create(model=MODEL_NAME, prompt="Cake is", max_tokens=8, temperature=0, user="nightly-job")
+
+        # The application marks the workflow resolved; another tenant cannot mark it.
+        status, body = post_outcome(base, KEYS[0], {"session_id": "ticket-1", "label": "resolved", "value": 1})
+        assert status == 200 and body["calls"] == 3 and body["object"] == "outcome"
+        status, body = post_outcome(base, KEYS[1], {"session_id": "ticket-1", "label": "resolved"})
+        assert status == 404 and body["error"]["param"] == "session_id"
 
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).completions.create(model=MODEL_NAME, prompt="x", max_tokens=1)
@@ -84,8 +104,18 @@ def test_tenants_shared_prefix_and_report(tmp_path):
     assert by_tenant["total"]["cached_tokens"] == sum(u.prompt_tokens_details.cached_tokens for u in usages)
     assert by_tenant["total"]["cache_hit_rate"] > 0
     groups = {g["key"]: g for g in by_tenant["groups"]}
-    assert set(groups) == {tenant(KEYS[0]), tenant(KEYS[1])}
-    assert groups[tenant(KEYS[0])]["requests"] == 3 and groups[tenant(KEYS[1])]["requests"] == 2
+    assert set(groups) == {"team-a", "team-b"}
+    assert groups["team-a"]["requests"] == 3 and groups["team-b"]["requests"] == 2
+    # Cost per workflow and per outcome: the three ticket-1 calls, resolved once.
+    assert by_tenant["workflows"]["workflows"] == 1 and by_tenant["workflows"]["calls_per_workflow"] == 3
+    outcomes = {o["label"]: o for o in by_tenant["outcomes"]}
+    assert outcomes["resolved"]["outcomes"] == 1 and outcomes["resolved"]["line"]["requests"] == 3
+    assert outcomes["resolved"]["bill_per_outcome_nano_usd"] == outcomes["resolved"]["line"]["bill"]["total_nano_usd"] > 0
+    assert outcomes["(no outcome)"]["line"]["requests"] == 2
+    by_user = {g["key"]: g["requests"] for g in json.loads(report(db, "--by", "user", "--format", "json"))["groups"]}
+    assert by_user == {"nightly-job": 2, "(no user)": 3}
+    by_session = {g["key"]: g["requests"] for g in json.loads(report(db, "--by", "session", "--format", "json"))["groups"]}
+    assert by_session == {"ticket-1": 3, "(no session)": 2}
     assert all(api["standard"]["total_nano_usd"] > 0 for api in by_tenant["total"]["apis"])
     # The server run is recorded: the bill covers the hours it was up, not the span of its requests.
     runs = by_tenant["utilization"]
@@ -111,7 +141,7 @@ def test_tenants_shared_prefix_and_report(tmp_path):
     if chromium:  # optional here (not installed by .ci/run): the page as a browser parses it
         dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", html.as_uri()],
                              capture_output=True, text=True, timeout=60).stdout
-        assert dom.count("<svg") >= 2 and "Self-host versus each API" in dom and tenant(KEYS[0]) in dom
+        assert dom.count("<svg") >= 2 and "Self-host versus each API" in dom and "team-a" in dom
 
 
 def test_budget_refuses_with_429(tmp_path):

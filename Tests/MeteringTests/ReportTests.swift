@@ -161,6 +161,48 @@ import Testing
         #expect(report.whatIf.map(\.billNanoUSD) == [3_600_000_000, 36_000_000_000, 360_000_000_000])
     }
 
+    /// Cost per workflow and per outcome, by hand: a round $3.60/h machine up 10 s with 4 calls busy 1 s each,
+    /// so the bill is $0.01 and each call's share $0.0025.
+    @Test func workflowsAndOutcomesAreCostedByHand() {
+        func call(_ id: String, tenant: String?, session: String?) -> UsageRecord {
+            UsageRecord(id: id, timeMicros: 5_000_000, model: "m", tenant: tenant, session: session, promptTokens: 100,
+                        generatedTokens: 50, busyShareMicros: 1_000_000)
+        }
+        let records = [call("a1", tenant: "support", session: "case-1"), call("a2", tenant: "support", session: "case-1"),
+                       call("b1", tenant: "support", session: "case-2"), call("c1", tenant: "ci", session: nil)]
+        let outcomes = [
+            Outcome(id: "o1", timeMicros: 9_000_000, tenant: "support", session: "case-1", label: "resolved", value: 10),
+            Outcome(id: "o2", timeMicros: 9_000_000, tenant: "support", requestID: "b1", label: "resolved", value: 2.5),
+            Outcome(id: "o3", timeMicros: 9_000_000, tenant: "support", requestID: "a2", label: "escalated"),
+            // Another tenant's session of the same name marks nothing and is not counted.
+            Outcome(id: "o4", timeMicros: 9_000_000, tenant: "ci", session: "case-1", label: "resolved"),
+        ]
+        let runs = [ServerRun(id: "r", host: "box", startMicros: 0, lastSeenMicros: 10_000_000, stopped: true)]
+        let report = makeReport(records: records, runs: runs, outcomes: outcomes, since: nil, until: nil, by: .session,
+                                prices: .shipped, machine: Fixtures.roundMachine, gpu: Self.hardware.defaultGPU, generatedAtMicros: 0)
+        #expect(report.utilization.billNanoUSD == 10_000_000)
+        let w = report.workflows
+        #expect(w.workflows == 2 && w.calls == 3 && w.callsPerWorkflow == 1.5 && w.callsOutsideWorkflows == 1)
+        #expect(w.billPerWorkflowNanoUSD == 3_750_000)  // 3 calls x $0.0025 / 2 workflows
+        #expect(report.groups.map(\.key) == ["(no session)", "case-1", "case-2"])
+        #expect(report.groups.map(\.requests) == [1, 2, 1])
+
+        let byLabel = Dictionary(uniqueKeysWithValues: report.outcomes.map { ($0.label, $0) })
+        #expect(report.outcomes.map(\.label) == ["escalated", "resolved", UsageGroup.noOutcome])
+        let resolved = try! #require(byLabel["resolved"])
+        #expect(resolved.outcomes == 2 && resolved.line.requests == 3 && resolved.valueSum == 12.5)
+        #expect(resolved.line.bill.totalNanoUSD == 7_500_000 && resolved.billPerOutcomeNanoUSD == 3_750_000)
+        let escalated = try! #require(byLabel["escalated"])
+        #expect(escalated.outcomes == 1 && escalated.line.requests == 1 && escalated.billPerOutcomeNanoUSD == 2_500_000)
+        let none = try! #require(byLabel[UsageGroup.noOutcome])
+        #expect(none.outcomes == 0 && none.line.requests == 1 && none.line.bill.totalNanoUSD == 2_500_000)
+        // Per outcome on an API: the marked calls' standard cost over the outcomes.
+        let api = report.total.apis[0]
+        #expect(resolved.apiPerOutcome[0].standardNanoUSD == api.standard.totalNanoUSD * 3 / 4 / 2)
+        #expect(report.renderText().contains("Outcomes (POST /v1/outcomes"))
+        #expect(report.renderHTML().contains("<h2>Cost per outcome</h2>"))
+    }
+
     /// Every total equals the sum of what each response's usage.cost said, to the nano-USD, for every API and
     /// tier, over random records (cache writes and odd token counts included).
     @Test(arguments: [1, 2, 3, 4, 5] as [UInt64]) func reportTotalsEqualTheSumOfTheResponses(seed: UInt64) {

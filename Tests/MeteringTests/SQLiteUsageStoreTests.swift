@@ -12,7 +12,7 @@ import Testing
         let store = try await SQLiteUsageStore.open(path: path)
         #expect(try await store.journalMode() == "wal")
         #expect(try await store.storedSchemaVersion() == SQLiteUsageStore.schemaVersion)
-        #expect(SQLiteUsageStore.schemaVersion == 2)
+        #expect(SQLiteUsageStore.schemaVersion == 3)
         try await store.close()
     }
 
@@ -44,27 +44,32 @@ import Testing
         _ = try await raw.query("CREATE TABLE unrelated (x INTEGER)")
         try await raw.close()
         let store = try await SQLiteUsageStore.open(path: path)
-        #expect(try await store.storedSchemaVersion() == 2)
+        #expect(try await store.storedSchemaVersion() == SQLiteUsageStore.schemaVersion)
         try await store.append(Fixtures.records[0])
         #expect(try await store.count() == 1)
         try await store.close()
     }
 
-    @Test func aVersionOneFileKeepsItsRecordsAndGainsServerRuns() async throws {
-        // A file written by a build before server runs existed: migration 2 adds the table, records stay.
+    @Test func aVersionOneFileKeepsItsRecordsAndGainsServerRunsSessionsAndOutcomes() async throws {
+        // A file written by a build before server runs existed: migration 2 adds the table, migration 3 the
+        // session column and outcomes; records stay (with no session).
         let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
         let raw = try await SQLiteConnection.open(storage: .file(path: path))
         for statement in SQLiteUsageStore.migrations[0] { _ = try await raw.query(statement) }
         _ = try await raw.query("PRAGMA user_version = 1")
-        let columns = SQLiteUsageStore.columns
+        let columns = SQLiteUsageStore.columns.dropLast()  // version 1 had no session
         _ = try await raw.query("INSERT INTO usage (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))",
-                                SQLiteUsageStore.binds(Fixtures.records[0]))
+                                SQLiteUsageStore.binds(Fixtures.records[0]).dropLast())
         try await raw.close()
         let store = try await SQLiteUsageStore.open(path: path)
-        #expect(try await store.storedSchemaVersion() == 2)
-        #expect(try await store.records() == [Fixtures.records[0]])
+        #expect(try await store.storedSchemaVersion() == 3)
+        var old = Fixtures.records[0]
+        old.session = nil
+        #expect(try await store.records() == [old])
         try await store.startRun(ServerRun(id: "r1", host: "a", startMicros: 5))
         #expect(try await store.runs(in: .all).map(\.id) == ["r1"])
+        try await store.appendOutcome(Outcome(id: "o", timeMicros: 1, tenant: nil, requestID: old.id, label: "resolved"))
+        #expect(try await store.outcomes(sinceMicros: nil).count == 1)
         try await store.close()
     }
 
@@ -73,7 +78,7 @@ import Testing
         let raw = try await SQLiteConnection.open(storage: .file(path: path))
         _ = try await raw.query("PRAGMA user_version = 7")
         try await raw.close()
-        await #expect(throws: MeteringError.schemaTooNew(path: path, found: 7, known: 2)) {
+        await #expect(throws: MeteringError.schemaTooNew(path: path, found: 7, known: SQLiteUsageStore.schemaVersion)) {
             _ = try await SQLiteUsageStore.open(path: path)
         }
     }

@@ -91,7 +91,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         try await store.close()
     }
 
-    @Test(arguments: StoreKind.allCases, [Grouping?.none, .tenant, .model, .day, .tag])
+    @Test(arguments: StoreKind.allCases, [Grouping?.none, .tenant, .model, .day, .tag, .user, .session])
     func groupingMatchesTheReference(kind: StoreKind, grouping: Grouping?) async throws {
         let store = try await filled(kind)
         let expected = UsageGroup.group(Fixtures.records, by: grouping)
@@ -159,6 +159,29 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         #expect(try await store.runs(in: TimeRange(sinceMicros: 501)).map(\.id) == ["b"])
         #expect(try await store.runs(in: TimeRange(sinceMicros: 500, untilMicros: 1_000)).map(\.id) == ["a"])
         #expect(try await store.runs(in: TimeRange(untilMicros: 100)).isEmpty)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func recordsAreFoundByIdAndSessionsCountedPerTenant(kind: StoreKind) async throws {
+        let store = try await filled(kind)
+        #expect(try await store.record(id: "req-3") == Fixtures.records[2])
+        #expect(try await store.record(id: "req-9") == nil)
+        #expect(try await store.calls(session: "case-1", tenant: Fixtures.tenantA) == 2)
+        #expect(try await store.calls(session: "case-1", tenant: Fixtures.tenantB) == 0)
+        #expect(try await store.calls(session: "case-2", tenant: Fixtures.tenantB) == 1)
+        #expect(try await store.calls(session: "case-2", tenant: nil) == 0)
+        try await store.close()
+    }
+
+    @Test(arguments: StoreKind.allCases) func outcomesRoundTripOnceEachOldestFirst(kind: StoreKind) async throws {
+        let store = try await kind.make()
+        let resolved = Outcome(id: "outcome-b", timeMicros: 20, tenant: "support", session: "case-1", label: "resolved", value: 12.5)
+        let escalated = Outcome(id: "outcome-a", timeMicros: 10, tenant: nil, requestID: "req-1", label: "escalated")
+        try await store.appendOutcome(resolved)
+        try await store.appendOutcome(escalated)
+        try await store.appendOutcome(Outcome(id: "outcome-a", timeMicros: 30, tenant: nil, label: "again"))  // the first is kept
+        #expect(try await store.outcomes(sinceMicros: nil) == [escalated, resolved])
+        #expect(try await store.outcomes(sinceMicros: 11) == [resolved])
         try await store.close()
     }
 }

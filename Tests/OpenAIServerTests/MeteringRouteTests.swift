@@ -14,7 +14,7 @@ import Testing
 private let sentence = "The capital of France is Paris. It is a lovely city."
 private let fixedTime: Int64 = 1_795_000_000_000_000  // 2026-11-18T...Z; any fixed instant
 
-private func meteredConfig(store: any UsageStore, budgets: BudgetPolicy = .unlimited, keys: [String] = ["k0", "k1"]) -> ServerConfig {
+private func meteredConfig(store: any UsageStore, budgets: BudgetPolicy = .unlimited, keys: [TenantKey] = ["k0", "k1"]) -> ServerConfig {
     var config = ServerConfig()
     config.apiKeys = keys
     config.modelShape = ModelShape(parameterCount: 134_515_008, weightBytes: 144_000_000, layerCount: 30, attentionWidth: 576, kvWidth: 192)
@@ -217,8 +217,88 @@ private struct FailingStore: UsageStore {
     func startRun(_ run: ServerRun) async throws { throw Full() }
     func stampRun(id: String, atMicros: Int64, stopped: Bool) async throws { throw Full() }
     func runs(in range: TimeRange) async throws -> [ServerRun] { [] }
+    func record(id: String) async throws -> UsageRecord? { throw Full() }
+    func calls(session: String, tenant: String?) async throws -> Int { throw Full() }
+    func appendOutcome(_ outcome: Outcome) async throws { throw Full() }
+    func outcomes(sinceMicros: Int64?) async throws -> [Outcome] { [] }
     func records(in range: TimeRange, tenant: String?) async throws -> [UsageRecord] { [] }
     func totals(in range: TimeRange, tenant: String?, by grouping: Grouping?) async throws -> [UsageGroup] { [] }
     func count() async throws -> Int { 0 }
     func close() async throws {}
+}
+
+/// Named tenants, workflows and outcomes: who a call bills, which workflow it belongs to, what it achieved.
+@Suite struct AttributionRouteTests {
+    static let support = "support:k-support"
+    /// The CI key is listed by its SHA-256 only.
+    static let ci = TenantKey(digest: TenantKey(key: "k-ci").digest, name: "ci")
+
+    private func post(_ client: some TestClientProtocol, key: String, session: String? = nil) async throws -> String {
+        var headers: HTTPFields = [.authorization: "Bearer \(key)"]
+        if let session { headers[HTTPField.Name("X-Tally-Session")!] = session }
+        let response = try await client.post("/v1/completions", #"{"prompt": "hi", "max_tokens": 3}"#, headers: headers)
+        #expect(response.status == .ok)
+        return try #require(try response.json()["id"] as? String)
+    }
+
+    @Test func recordsCarryTheTenantsNameAndTheSession() async throws {
+        let store = InMemoryUsageStore()
+        try await makeApp(try sentenceEngine(), config: meteredConfig(store: store, keys: [TenantKey(stringLiteral: Self.support), Self.ci]))
+            .test(.router) { client in
+                let first = try await post(client, key: "k-support", session: "case-7")
+                let second = try await post(client, key: "k-ci")
+                let bad = try await client.post("/v1/completions", #"{"prompt": "hi"}"#,
+                                                headers: [.authorization: "Bearer k-ci", HTTPField.Name("X-Tally-Session")!: "two words"])
+                #expect(bad.status == .badRequest)
+                #expect(try bad.errorObject()["param"] as? String == "X-Tally-Session")
+                #expect(try await store.record(id: first)?.tenant == "support")
+                #expect(try await store.record(id: first)?.session == "case-7")
+                #expect(try await store.record(id: second)?.tenant == "ci")
+                #expect(try await store.record(id: second)?.session == nil)
+                #expect(try await store.count() == 2)
+            }
+    }
+
+    @Test func outcomesMarkOnlyTheCallersOwnCalls() async throws {
+        let store = InMemoryUsageStore()
+        try await makeApp(try sentenceEngine(), config: meteredConfig(store: store, keys: [TenantKey(stringLiteral: Self.support), Self.ci]))
+            .test(.router) { client in
+                let first = try await post(client, key: "k-support", session: "case-7")
+                _ = try await post(client, key: "k-support", session: "case-7")
+                func outcome(_ body: String, key: String = "k-support") async throws -> TestResponse {
+                    try await client.post("/v1/outcomes", body, headers: [.authorization: "Bearer \(key)"])
+                }
+                let bySession = try await outcome(#"{"session_id": "case-7", "label": "resolved", "value": 12.5}"#)
+                #expect(bySession.status == .ok)
+                let json = try bySession.json()
+                #expect(json["object"] as? String == "outcome" && json["calls"] as? Int == 2 && json["value"] as? Double == 12.5)
+                let byRequest = try await outcome(#"{"request_id": "\#(first)", "label": "escalated"}"#)
+                #expect(byRequest.status == .ok)
+                #expect(try byRequest.json()["calls"] as? Int == 1)
+
+                // Another tenant's call or workflow, or one that does not exist, is not found.
+                for (body, param) in [(#"{"request_id": "\#(first)", "label": "resolved"}"#, "request_id"),
+                                      (#"{"session_id": "case-7", "label": "resolved"}"#, "session_id")] {
+                    let response = try await outcome(body, key: "k-ci")
+                    #expect(response.status == .notFound)
+                    #expect(try response.errorObject()["param"] as? String == param)
+                }
+                #expect(try await outcome(#"{"request_id": "cmpl-nope", "label": "resolved"}"#).status == .notFound)
+                // Malformed bodies name the field.
+                for (body, param) in [(#"{"label": "resolved"}"#, "request_id"),
+                                      (#"{"request_id": "\#(first)", "session_id": "case-7", "label": "x"}"#, "session_id"),
+                                      (#"{"request_id": "\#(first)"}"#, "label"),
+                                      (#"{"request_id": "\#(first)", "label": "two words"}"#, "label"),
+                                      (#"{"request_id": "\#(first)", "label": "x", "value": "high"}"#, "value")] {
+                    let response = try await outcome(body)
+                    #expect(response.status == .badRequest, "\(body)")
+                    #expect(try response.errorObject()["param"] as? String == param, "\(body)")
+                }
+                #expect(try await outcome(#"{"session_id": "case-7", "label": "resolved"}"#, key: "wrong").status == .unauthorized)
+
+                let stored = try await store.outcomes(sinceMicros: nil)
+                #expect(stored.map(\.label).sorted() == ["escalated", "resolved"])
+                #expect(stored.allSatisfy { $0.tenant == "support" })
+            }
+    }
 }

@@ -6,6 +6,7 @@ import Foundation
 import GGUF
 import Hummingbird
 import HummingbirdTesting
+import Metering
 import OpenAIServer
 import Synchronization
 import Testing
@@ -529,7 +530,7 @@ final class LockedBox<Value: Sendable>: Sendable {
     @Test func apiKeysAreRequiredWhenConfigured() async throws {
         var config = ServerConfig()
         let keys = ["sk-first", "sk-second"]
-        config.apiKeys = keys
+        config.apiKeys = keys.map { TenantKey(key: $0) }
         try await makeApp(try sentenceEngine(), config: config).test(.router) { client in
             let body = #"{"prompt": "hi"}"#
             for headers: HTTPFields in [[:], [.authorization: "Bearer sk-wrong"], [.authorization: "Bearer sk-firs"],
