@@ -413,17 +413,17 @@ package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], outcomes
     }
     if selected.isEmpty { notes.append("No usage records in the range.") }
 
-    let windowStart = UTC.timestamp(micros: start), windowEnd = UTC.timestamp(micros: end)
-    return Report(
+    var report = Report(
         generatedAt: UTC.timestamp(micros: generatedAtMicros), since: since.map(UTC.timestamp), until: until.map(UTC.timestamp),
-        windowStart: windowStart, windowEnd: windowEnd, grouping: grouping,
+        windowStart: UTC.timestamp(micros: start), windowEnd: UTC.timestamp(micros: end), grouping: grouping,
         prices: .init(name: prices.name, asOf: prices.asOf, source: prices.source), machine: machine, gpu: gpu,
-        verdict: verdict(total: total, utilization: utilization, breakEven: breakEven, machine: machine,
-                         from: windowStart, to: windowEnd),
+        verdict: verdict(total: total, utilization: utilization, breakEven: breakEven),
         total: total, groups: groups, utilization: utilization, breakEven: breakEven, whatIf: whatIf,
         workflows: workflows, outcomes: outcomeLines, days: days,
         budgets: policy.map { budgetLines(records: records, policy: $0, nowMicros: generatedAtMicros, machine: machine, prices: prices) } ?? [],
         notes: notes)
+    report.verdict.text = report.verdictText { formatUSD($0) }
+    return report
 }
 
 extension UsageRecord {
@@ -435,55 +435,65 @@ extension UsageRecord {
     }
 }
 
-/// The report's first paragraph: what the machine cost, what each API would have, which is cheaper and by
-/// how much, and the volume (utilization) where that flips.
-private func verdict(total: ReportLine, utilization u: Utilization, breakEven: [BreakEven], machine: MachineProfile,
-                     from: String, to: String) -> Verdict {
+/// The verdict's figures: the cheapest API and tier for the same tokens against the bill, and where that flips.
+private func verdict(total: ReportLine, utilization u: Utilization, breakEven: [BreakEven]) -> Verdict {
     let candidates = total.apis.flatMap { [($0.model, "standard", $0.standard.totalNanoUSD), ($0.model, "batch", $0.batch.totalNanoUSD)] }
     guard let cheapest = candidates.min(by: { $0.2 < $1.2 }) else {
-        return Verdict(text: "No API prices to compare with.", billNanoUSD: u.billNanoUSD, cheapestAPI: "", cheapestTier: "",
+        return Verdict(text: "", billNanoUSD: u.billNanoUSD, cheapestAPI: "", cheapestTier: "",
                        cheapestAPINanoUSD: 0, selfHostCheaper: false, factor: 0, breakEvenTokensPerMonth: 0,
                        breakEvenUtilization: 0, recordedTokensPerMonth: 0)
     }
     let bill = u.billNanoUSD
     let selfHostCheaper = bill < cheapest.2
     let (dearer, cheaper) = selfHostCheaper ? (cheapest.2, bill) : (bill, cheapest.2)
-    let factor = cheaper == 0 ? 0 : ratio(Double(dearer), Double(cheaper))
     let even = breakEven.first { $0.model == cheapest.0 }
-    var text = "From \(from) to \(to), \(u.machines == 1 ? "the machine" : "\(u.machines) machines") (\(machine.name), "
-        + "\(formatUSD(machine.hourlyNanoUSD))/h) ran \(hoursText(u.provisionedMicros)) and \(percentText(u.utilization)) of that time was busy, "
-        + "serving \(grouped(total.requests)) requests (\(grouped(total.totalTokens)) tokens). Self-hosting cost \(formatUSD(bill)), "
-        + "a fixed hourly cost whether busy or idle. The same tokens would have cost: "
-        + total.apis.map {
-            "\($0.model) \(formatUSD($0.standard.totalNanoUSD)) (\(formatUSD($0.uncached.totalNanoUSD)) without prompt caching, "
-                + "\(formatUSD($0.batch.totalNanoUSD)) batch)"
-        }.joined(separator: "; ") + ". "
-    let tierName = cheapest.1 == "batch" ? " (batch)" : ""
-    if bill == cheapest.2 {
-        text += "Self-hosting cost the same as the cheapest API, \(cheapest.0)\(tierName). "
-    } else if selfHostCheaper {
-        text += "Self-hosting was cheaper than every API: \(factorText(factor)) cheaper than the cheapest, \(cheapest.0)\(tierName) "
-            + "(\(formatUSD(cheapest.2))), saving \(formatUSD(cheapest.2 - bill)). "
-    } else {
-        text += "The cheapest API, \(cheapest.0)\(tierName), would have cost \(formatUSD(cheapest.2)): self-hosting cost "
-            + "\(factor == 0 ? "more" : factorText(factor) + " as much"), \(formatUSD(bill - cheapest.2)) more. "
-    }
-    if let even, even.breakEvenTokensPerMonth > 0 {
-        text += "One machine breaks even with \(cheapest.0) (standard tier) at \(grouped(even.breakEvenTokensPerMonth)) tokens a month"
-        if even.capacityTokensPerMonth == 0 {
-            text += "; no throughput was measured, so whether one machine can serve that is unknown. "
-        } else if even.breakEvenUtilization <= 1 {
-            text += ", \(percentText(even.breakEvenUtilization)) utilization of its measured capacity "
-                + "(\(grouped(even.capacityTokensPerMonth)) tokens a month). "
-        } else {
-            text += ", more than its measured capacity (\(grouped(even.capacityTokensPerMonth)) tokens a month): "
-                + "at these prices it cannot beat \(cheapest.0) on this machine. "
-        }
-        text += "This window's rate is \(grouped(even.recordedTokensPerMonth)) tokens a month."
-    }
-    return Verdict(text: text, billNanoUSD: bill, cheapestAPI: cheapest.0, cheapestTier: cheapest.1, cheapestAPINanoUSD: cheapest.2,
-                   selfHostCheaper: selfHostCheaper, factor: factor, breakEvenTokensPerMonth: even?.breakEvenTokensPerMonth ?? 0,
+    return Verdict(text: "", billNanoUSD: bill, cheapestAPI: cheapest.0, cheapestTier: cheapest.1, cheapestAPINanoUSD: cheapest.2,
+                   selfHostCheaper: selfHostCheaper, factor: cheaper == 0 ? 0 : ratio(Double(dearer), Double(cheaper)),
+                   breakEvenTokensPerMonth: even?.breakEvenTokensPerMonth ?? 0,
                    breakEvenUtilization: even?.breakEvenUtilization ?? 0, recordedTokensPerMonth: even?.recordedTokensPerMonth ?? 0)
+}
+
+extension Report {
+    /// The report's first paragraph: what the machine cost, what each API would have, which is cheaper and
+    /// by how much, and the volume (utilization) where that flips. `usd` formats money: exact in text and
+    /// JSON, cents in HTML; `rate` formats the hourly price (3 significant figures in HTML).
+    package func verdictText(_ usd: (Int64) -> String, rate: (Int64) -> String = { formatUSD($0) }) -> String {
+        let u = utilization, v = verdict
+        guard total.requests > 0 || u.provisionedMicros > 0 else { return "No usage records or server runs in this window." }
+        guard !v.cheapestAPI.isEmpty else { return "No API prices to compare with." }
+        var text = "From \(windowStart) to \(windowEnd), \(u.machines == 1 ? "the machine" : "\(u.machines) machines") (\(machine.name), "
+            + "\(rate(machine.hourlyNanoUSD))/h) ran \(hoursText(u.provisionedMicros)) and \(percentText(u.utilization)) of that time was busy, "
+            + "serving \(grouped(total.requests)) requests (\(grouped(total.totalTokens)) tokens). Self-hosting cost \(usd(v.billNanoUSD)), "
+            + "a fixed hourly cost whether busy or idle. The same tokens would have cost: "
+            + total.apis.map {
+                "\($0.model) \(usd($0.standard.totalNanoUSD)) (\(usd($0.uncached.totalNanoUSD)) without prompt caching, "
+                    + "\(usd($0.batch.totalNanoUSD)) batch)"
+            }.joined(separator: "; ") + ". "
+        let tierName = v.cheapestTier == "batch" ? " (batch)" : ""
+        if v.billNanoUSD == v.cheapestAPINanoUSD {
+            text += "Self-hosting cost the same as the cheapest API, \(v.cheapestAPI)\(tierName). "
+        } else if v.selfHostCheaper {
+            text += "Self-hosting was cheaper than every API: \(factorText(v.factor)) cheaper than the cheapest, \(v.cheapestAPI)\(tierName) "
+                + "(\(usd(v.cheapestAPINanoUSD))), saving \(usd(v.cheapestAPINanoUSD - v.billNanoUSD)). "
+        } else {
+            text += "The cheapest API, \(v.cheapestAPI)\(tierName), would have cost \(usd(v.cheapestAPINanoUSD)): self-hosting cost "
+                + "\(v.factor == 0 ? "more" : factorText(v.factor) + " as much"), \(usd(v.billNanoUSD - v.cheapestAPINanoUSD)) more. "
+        }
+        if let even = breakEven.first(where: { $0.model == v.cheapestAPI }), even.breakEvenTokensPerMonth > 0 {
+            text += "One machine breaks even with \(v.cheapestAPI) (standard tier) at \(grouped(even.breakEvenTokensPerMonth)) tokens a month"
+            if even.capacityTokensPerMonth == 0 {
+                text += "; no throughput was measured, so whether one machine can serve that is unknown. "
+            } else if even.breakEvenUtilization <= 1 {
+                text += ", \(percentText(even.breakEvenUtilization)) utilization of its measured capacity "
+                    + "(\(grouped(even.capacityTokensPerMonth)) tokens a month). "
+            } else {
+                text += ", more than its measured capacity (\(grouped(even.capacityTokensPerMonth)) tokens a month): "
+                    + "at these prices it cannot beat \(v.cheapestAPI) on this machine. "
+            }
+            text += "This window's rate is \(grouped(even.recordedTokensPerMonth)) tokens a month."
+        }
+        return text
+    }
 }
 
 /// Spend of every tenant with limits (named in the policy, or seen in `records` under the default limits)
@@ -538,4 +548,33 @@ func hoursText(_ micros: Int64) -> String { String(format: "%.3f h", Double(micr
 /// A ratio to 3 significant figures ("2.45x", "17.3x"), whole with separators from 1,000 up.
 func factorText(_ x: Double) -> String {
     x >= 1000 ? grouped(Int64(x.rounded())) + "x" : String(format: "%.3g", x) + "x"
+}
+
+/// A total for a finance reader: dollars and cents with separators ("$1,234.57"); a non-zero amount under
+/// half a cent is "<$0.01" rather than a misleading "$0.00".
+package func centsText(_ nano: Int64) -> String {
+    let sign = nano < 0 ? "-" : ""
+    let cents = (nano.magnitude + 5_000_000) / 10_000_000
+    if cents == 0 && nano != 0 { return sign + "<$0.01" }
+    let fraction = cents % 100
+    return "\(sign)$\(grouped(cents / 100)).\(fraction < 10 ? "0" : "")\(fraction)"
+}
+
+/// A unit cost to 3 significant figures ("$0.0000823", "$0.0266", "$647", "$1,230"), rounded half up in
+/// integers (0.08925 has no exact binary double).
+package func unitUSDText(_ nano: Int64) -> String {
+    guard nano != 0 else { return "$0" }
+    var magnitude = nano.magnitude
+    var digits = String(magnitude).count
+    if digits > 3 {
+        var step: UInt64 = 1
+        for _ in 0..<(digits - 3) { step *= 10 }
+        magnitude = (magnitude + step / 2) / step * step
+        digits = String(magnitude).count
+    }
+    // Decimals down to the third significant digit (all nine for amounts under a micro-dollar).
+    let decimals = max(0, 9 - max(0, digits - 3))
+    let fraction = String(magnitude % 1_000_000_000)
+    let padded = String(repeating: "0", count: 9 - fraction.count) + fraction
+    return (nano < 0 ? "-" : "") + "$" + grouped(magnitude / 1_000_000_000) + (decimals > 0 ? "." + padded.prefix(decimals) : "")
 }

@@ -202,67 +202,81 @@ extension Report {
         var cache = [ChartSeries("GPU-eq \(gpu.name)", colors.gpu, [total.gpuCacheSavingsNanoUSD])]
         cache += total.apis.map { ChartSeries($0.model, colors.api($0.model), [$0.cacheSavingsNanoUSD]) }
 
+        // For a finance reader: totals in cents, unit costs (per request, per 1M tokens, per outcome) to 3
+        // significant figures, token counts with separators, every table within 1000 px (API columns become rows).
+        let cents = centsText, unit = unitUSDText
         var html = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>tally cost report</title>
             <style>
-            body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
-            table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
-            td:first-child,th:first-child{text-align:left}svg{display:block;margin:0.5em 0 1.5em}.muted{color:#666}
+            body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1000px}
+            table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:13px}td,th{border:1px solid #ccc;padding:2px 5px;text-align:right}
+            td:first-child,th:first-child{text-align:left}svg{display:block;margin:0.5em 0 1.5em;max-width:100%;height:auto}
+            .muted{color:#666}.verdict{font-size:1.1em;line-height:1.5}
             </style></head><body>
             <h1>tally cost report</h1>
 
             """
-        html += "<p class=\"verdict\" id=\"verdict\">\(htmlEscape(verdict.text))</p>\n"
+        html += "<p class=\"verdict\" id=\"verdict\">\(htmlEscape(verdictText(cents, rate: unit)))</p>\n"
         html += "<p class=\"muted\">generated \(htmlEscape(generatedAt)); window \(htmlEscape(windowStart)) .. \(htmlEscape(windowEnd)); "
             + "prices \(htmlEscape(prices.name)) (as of \(htmlEscape(prices.asOf))); machine \(htmlEscape(machine.name)) "
-            + "\(htmlEscape(formatUSD(machine.hourlyNanoUSD)))/h; GPU \(htmlEscape(gpu.name)) \(htmlEscape(formatUSD(gpu.hourlyNanoUSD)))/h, "
-            + "mfu \(number(gpu.assumptions.mfu)), mbu \(number(gpu.assumptions.mbu)), decode batch \(gpu.assumptions.decodeBatch)</p>\n"
-        html += "<h2>Cost per day</h2>\n" + lineChart(days: days.map(\.day), series: series)
+            + "\(htmlEscape(unit(machine.hourlyNanoUSD)))/h; GPU \(htmlEscape(gpu.name)) \(htmlEscape(unit(gpu.hourlyNanoUSD)))/h, "
+            + "mfu \(number(gpu.assumptions.mfu)), mbu \(number(gpu.assumptions.mbu)), decode batch \(gpu.assumptions.decodeBatch). "
+            + "Totals in dollars and cents, unit costs to 3 significant figures; chart labels to 3 significant figures.</p>\n"
         html += "<h2>Self-host versus each API (all requests)</h2>\n" + barChart(vsAPI)
+        html += "<h2>Cost per day</h2>\n" + lineChart(days: days.map(\.day), series: series)
         html += "<h2>What the prefix cache saved</h2>\n" + barChart(cache)
         html += "<h2>Figures</h2>\n"
-        html += htmlTable(["group", "requests", "prompt", "cached", "generated", "cache hit", "bill", "bill/1M", "full util./1M", "GPU-eq", "GPU-eq/1M"],
+        html += htmlTable(["group", "requests", "prompt tok", "cached tok", "generated tok", "cache hit", "bill", "bill/1M tok",
+                           "full util./1M tok", "GPU-eq/1M tok"],
                           ([total] + groups).map {
                               [$0.key, grouped($0.requests), grouped($0.promptTokens), grouped($0.cachedTokens), grouped($0.generatedTokens),
-                               percentText($0.cacheHitRate), formatUSD($0.bill.totalNanoUSD), formatUSD($0.bill.perMillionTokensNanoUSD),
-                               formatUSD($0.local.perMillionTokensNanoUSD), formatUSD($0.gpu.totalNanoUSD), formatUSD($0.gpu.perMillionTokensNanoUSD)]
+                               percentText($0.cacheHitRate), cents($0.bill.totalNanoUSD), unit($0.bill.perMillionTokensNanoUSD),
+                               unit($0.local.perMillionTokensNanoUSD), unit($0.gpu.perMillionTokensNanoUSD)]
                           })
-        html += htmlTable(["api", "standard", "no cache", "batch", "std/1M", "savings vs bill", "break-even tok/month", "break-even util"],
+        html += htmlTable(["api", "standard", "no cache", "batch", "std/1M tok", "savings vs bill", "break-even tok/month", "break-even util"],
                           zip(total.apis, breakEven).map { api, even in
-                              [api.model, formatUSD(api.standard.totalNanoUSD), formatUSD(api.uncached.totalNanoUSD), formatUSD(api.batch.totalNanoUSD),
-                               formatUSD(api.standard.perMillionTokensNanoUSD), formatUSD(api.savingsVsBillNanoUSD),
+                              [api.model, cents(api.standard.totalNanoUSD), cents(api.uncached.totalNanoUSD), cents(api.batch.totalNanoUSD),
+                               unit(api.standard.perMillionTokensNanoUSD), cents(api.savingsVsBillNanoUSD),
                                grouped(even.breakEvenTokensPerMonth), percentText(even.breakEvenUtilization)]
                           })
         html += "<p>Utilization \(percentText(utilization.utilization)): provisioned \(htmlEscape(hoursText(utilization.provisionedMicros))) "
             + "on \(utilization.machines) machine(s), busy \(htmlEscape(hoursText(utilization.busyMicros))), "
-            + "idle \(htmlEscape(hoursText(utilization.idleMicros))).</p>\n"
+            + "idle \(htmlEscape(hoursText(utilization.idleMicros))); the bill is \(htmlEscape(cents(utilization.billNanoUSD))), "
+            + "\(htmlEscape(unit(utilization.perMillionAtMeasuredNanoUSD))) per 1M tokens at this utilization and "
+            + "\(htmlEscape(unit(utilization.perMillionAtFullNanoUSD))) at full utilization.</p>\n"
         html += "<h2>What if usage grows</h2>\n"
-        html += htmlTable(["volume", "tokens/month", "machines", "utilization", "self-host bill"] + total.apis.map(\.model),
-                          whatIf.map {
-                              ["x\($0.factor)", grouped($0.tokensPerMonth), "\($0.machines)", percentText($0.utilization),
-                               formatUSD($0.billNanoUSD)] + $0.apis.map { formatUSD($0.standardNanoUSD) }
-                          })
+        html += "<p>The window's volume times 1, 10 and 100, served by as many machines as the measured capacity "
+            + "(\(htmlEscape(number(utilization.capacityTokensPerSecond))) tokens/s, \(htmlEscape(utilization.capacitySource))) needs.</p>\n"
+        html += htmlTable(["", ] + whatIf.map { "x\($0.factor)" },
+                          [["tokens/month"] + whatIf.map { grouped($0.tokensPerMonth) },
+                           ["machines"] + whatIf.map { "\($0.machines)" },
+                           ["utilization"] + whatIf.map { percentText($0.utilization) },
+                           ["self-host bill"] + whatIf.map { cents($0.billNanoUSD) }]
+                            + total.apis.indices.map { i in [total.apis[i].model] + whatIf.map { cents($0.apis[i].standardNanoUSD) } })
         html += volumeChart(colors: colors)
         if workflows.workflows > 0 {
             let w = workflows
             html += "<h2>Workflows</h2>\n<p>\(grouped(w.workflows)) workflows (X-Tally-Session), \(grouped(w.calls)) calls, "
                 + "\(htmlEscape(number(w.callsPerWorkflow))) calls per workflow; \(grouped(w.callsOutsideWorkflows)) calls outside one.</p>\n"
-            html += htmlTable(["per workflow", "self-host bill"] + w.apiPerWorkflow.map(\.model),
-                              [["cost"] + [formatUSD(w.billPerWorkflowNanoUSD)] + w.apiPerWorkflow.map { formatUSD($0.standardNanoUSD) }])
+            html += htmlTable(["cost per workflow", ""],
+                              [["self-host bill", unit(w.billPerWorkflowNanoUSD)]] + w.apiPerWorkflow.map { [$0.model, unit($0.standardNanoUSD)] })
         }
         if !outcomes.isEmpty {
             html += "<h2>Cost per outcome</h2>\n"
-            html += htmlTable(["outcome", "outcomes", "calls", "bill share", "bill/outcome"] + total.apis.map { $0.model + "/outcome" },
+            html += htmlTable(["outcome", "outcomes", "calls", "bill share", "bill/outcome"],
                               outcomes.map {
-                                  [$0.label, grouped($0.outcomes), grouped($0.line.requests), formatUSD($0.line.bill.totalNanoUSD),
-                                   $0.outcomes == 0 ? "-" : formatUSD($0.billPerOutcomeNanoUSD)] + $0.apiPerOutcome.map { formatUSD($0.standardNanoUSD) }
+                                  [$0.label, grouped($0.outcomes), grouped($0.line.requests), cents($0.line.bill.totalNanoUSD),
+                                   $0.outcomes == 0 ? "-" : unit($0.billPerOutcomeNanoUSD)]
                               })
+            let marked = outcomes.filter { $0.outcomes > 0 }
+            html += htmlTable(["API per outcome"] + marked.map(\.label),
+                              total.apis.indices.map { i in [total.apis[i].model] + marked.map { unit($0.apiPerOutcome[i].standardNanoUSD) } })
         }
         if !budgets.isEmpty {
             html += "<h2>Budgets this period</h2>\n"
             html += htmlTable(["tenant", "period", "basis", "spent", "limit", "resets"], budgets.map {
-                [$0.tenant, $0.period, $0.basis, formatUSD($0.spentNanoUSD), formatUSD($0.limitNanoUSD), $0.periodEnd]
+                [$0.tenant, $0.period, $0.basis, cents($0.spentNanoUSD), cents($0.limitNanoUSD), $0.periodEnd]
             })
         }
         for note in notes { html += "<p class=\"muted\">\(htmlEscape(note))</p>\n" }
@@ -343,7 +357,7 @@ private func barChart(_ series: [ChartSeries]) -> String {
         let length = max(0, Double(item.1) / Double(top) * (width - labelWidth - 140))
         svg += "<text x=\"0\" y=\"\(Int(y + 13))\" font-size=\"12\">\(htmlEscape(item.0))</text>"
             + "<rect x=\"\(Int(labelWidth))\" y=\"\(Int(y))\" width=\"\(String(format: "%.1f", length))\" height=\"\(Int(barHeight))\" fill=\"\(item.2)\"/>"
-            + "<text x=\"\(String(format: "%.1f", labelWidth + length + 6))\" y=\"\(Int(y + 13))\" font-size=\"12\">\(htmlEscape(formatUSD(item.1)))</text>\n"
+            + "<text x=\"\(String(format: "%.1f", labelWidth + length + 6))\" y=\"\(Int(y + 13))\" font-size=\"12\">\(htmlEscape(unitUSDText(item.1)))</text>\n"
     }
     return svg + "</svg>\n"
 }
@@ -358,7 +372,7 @@ private func lineChart(days: [String], series: [ChartSeries]) -> String {
     var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\">\n"
     svg += "<line x1=\"\(Int(left))\" y1=\"\(Int(top + plotHeight))\" x2=\"\(Int(left + plotWidth))\" y2=\"\(Int(top + plotHeight))\" stroke=\"#999\"/>"
         + "<line x1=\"\(Int(left))\" y1=\"\(Int(top))\" x2=\"\(Int(left))\" y2=\"\(Int(top + plotHeight))\" stroke=\"#999\"/>\n"
-    svg += "<text x=\"\(Int(left - 6))\" y=\"\(Int(top + 10))\" font-size=\"11\" text-anchor=\"end\">\(htmlEscape(formatUSD(maxValue)))</text>"
+    svg += "<text x=\"\(Int(left - 6))\" y=\"\(Int(top + 10))\" font-size=\"11\" text-anchor=\"end\">\(htmlEscape(unitUSDText(maxValue)))</text>"
         + "<text x=\"\(Int(left - 6))\" y=\"\(Int(top + plotHeight))\" font-size=\"11\" text-anchor=\"end\">$0</text>\n"
     for (i, day) in days.enumerated() {
         svg += "<text x=\"\(String(format: "%.1f", x(i)))\" y=\"\(Int(height - 15))\" font-size=\"11\" text-anchor=\"middle\">\(htmlEscape(day))</text>\n"
@@ -429,7 +443,7 @@ extension Report {
         }
         var tick = yLo
         while tick <= yHi * 1.001 {
-            svg += "<text x=\"\(Int(left - 6))\" y=\"\(String(format: "%.1f", y(tick) + 4))\" font-size=\"11\" text-anchor=\"end\">\(htmlEscape(formatUSD(Int64(tick))))</text>\n"
+            svg += "<text x=\"\(Int(left - 6))\" y=\"\(String(format: "%.1f", y(tick) + 4))\" font-size=\"11\" text-anchor=\"end\">\(htmlEscape(unitUSDText(Int64(tick))))</text>\n"
             tick *= 10
         }
         svg += "<text x=\"\(Int(left + plotWidth / 2))\" y=\"\(Int(height - 5))\" font-size=\"11\" text-anchor=\"middle\">tokens per month (this window: \(htmlEscape(grouped(recorded))))</text>\n"

@@ -40,3 +40,55 @@ def start_server(*flags, port=None):
             time.sleep(0.2)
     proc.kill()
     pytest.fail("server did not become healthy: " + proc.stdout.read())
+
+
+# Injected into a copy of a page: collects script errors from the start, then writes what the browser laid
+# out (table widths, charts, the verdict's text) into the DOM that --dump-dom prints.
+_CATCH_ERRORS = "<script>window.__errors=[];window.addEventListener('error',e=>window.__errors.push(String(e.message)));</script>"
+_MEASURE = """<script>
+const out = {errors: window.__errors, body_width: document.body.scrollWidth,
+  tables: [...document.querySelectorAll('table')].map(t => t.getBoundingClientRect().width),
+  svgs: document.querySelectorAll('svg').length, verdict: document.getElementById('verdict').innerText};
+const pre = document.createElement('pre'); pre.id = 'tally-measure'; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+def render_in_chromium(html_path):
+    """Lays `html_path` out in headless Chromium (Debian's `chromium`, which .ci/run installs) at 1280 px and
+    returns what the page showed, plus every console line the browser logged (the report has no scripts of
+    its own, so any console line is an error: a failed load, a parse problem)."""
+    import json
+    import re
+    import shutil
+    import tempfile
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing; .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    page = open(html_path, encoding="utf-8").read()
+    page = page.replace("<head>", "<head>" + _CATCH_ERRORS, 1).replace("</body>", _MEASURE + "</body>", 1)
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = os.path.join(scratch, "page.html")
+        with open(copy, "w", encoding="utf-8") as f:
+            f.write(page)
+        p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                            "--user-data-dir=" + os.path.join(scratch, "profile"), "--window-size=1280,2000",
+                            "--virtual-time-budget=5000", "--dump-dom", "file://" + copy],
+                           capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="tally-measure">(.*?)</pre>', p.stdout, re.S)
+    assert found, "chromium printed no layout: " + p.stderr[-2000:]
+    import html as html_module
+    measured = json.loads(html_module.unescape(found.group(1)))
+    measured["console"] = [line for line in p.stderr.splitlines() if ":CONSOLE" in line]
+    return measured
+
+
+def cents(nano):
+    """tally's centsText: dollars and cents with separators, "<$0.01" for a non-zero amount under half a cent."""
+    sign = "-" if nano < 0 else ""
+    c = (abs(nano) + 5_000_000) // 10_000_000
+    if c == 0 and nano != 0:
+        return sign + "<$0.01"
+    return f"{sign}${c // 100:,}.{c % 100:02d}"

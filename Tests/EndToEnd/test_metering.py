@@ -20,7 +20,7 @@ import urllib.request
 import openai
 import pytest
 
-from tally_e2e import BIN, MODEL_NAME, start_server
+from tally_e2e import BIN, MODEL_NAME, cents, render_in_chromium, start_server
 
 KEYS = ["sk-team-a", "sk-team-b"]
 # Long enough to fill several 16-token KV blocks, so repeats of it are prefix-cache hits.
@@ -137,11 +137,22 @@ def test_tenants_shared_prefix_and_report(tmp_path):
     # One self-contained file: inline SVG charts, nothing fetched from elsewhere.
     assert page.lstrip().startswith("<!DOCTYPE html>") and page.count("<svg") >= 2
     assert "<script src" not in page and "<link" not in page
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium:  # optional here (not installed by .ci/run): the page as a browser parses it
-        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", html.as_uri()],
-                             capture_output=True, text=True, timeout=60).stdout
-        assert dom.count("<svg") >= 2 and "Self-host versus each API" in dom and "team-a" in dom
+
+    # The page as a finance lead sees it, in a real browser: no console errors, every table within 1000 px,
+    # four charts, and the verdict's figures equal to the JSON report's.
+    shown = render_in_chromium(html)
+    assert shown["errors"] == [] and shown["console"] == [], shown
+    assert shown["svgs"] == 4 and shown["tables"] and max(shown["tables"]) <= 1000, shown["tables"]
+    verdict, j = shown["verdict"], by_tenant
+    u = j["utilization"]
+    assert f"ran {u['provisioned_micros'] / 3.6e9:.3f} h" in verdict
+    assert f"serving {j['total']['requests']:,} requests ({j['total']['total_tokens']:,} tokens)" in verdict
+    assert f"Self-hosting cost {cents(j['verdict']['bill_nano_usd'])}, a fixed hourly cost" in verdict
+    for api in j["total"]["apis"]:
+        assert (f"{api['model']} {cents(api['standard']['total_nano_usd'])} ({cents(api['uncached']['total_nano_usd'])} "
+                f"without prompt caching, {cents(api['batch']['total_nano_usd'])} batch)") in verdict
+    assert f"The cheapest API, {j['verdict']['cheapest_api']}" in verdict or "cheaper than every API" in verdict
+    assert f"{j['verdict']['break_even_tokens_per_month']:,} tokens a month" in verdict
 
 
 def test_budget_refuses_with_429(tmp_path):

@@ -99,9 +99,25 @@ import Testing
         #expect(html.hasPrefix("<!DOCTYPE html>"))
         #expect(html.components(separatedBy: "<svg").count - 1 == 4)
         #expect(html.range(of: "id=\"verdict\"")!.lowerBound < html.range(of: "<svg")!.lowerBound)
-        #expect(html.contains(htmlEscape(report.verdict.text)))
+        // The same verdict with money for a finance reader.
+        #expect(html.contains(htmlEscape(report.verdictText(centsText, rate: unitUSDText))))
+        #expect(html.contains("(aws-c7i.large, $0.0893/h)"))
+        #expect(html.contains("Self-hosting cost $4.28, a fixed hourly cost"))
         #expect(!html.contains("src=") && !html.contains("href=") && !html.contains("@import"))
         #expect(html.contains("api-prices-2026-11.json (shipped)"))
+    }
+
+    @Test func financeFormatsAreCentsAndThreeSignificantFigures() {
+        let cases: [(Int64, String, String)] = [
+            (0, "$0.00", "$0"), (4_283_753_020, "$4.28", "$4.28"), (4_285_000_000, "$4.29", "$4.29"),
+            (1_234_567_890_123, "$1,234.57", "$1,230"), (646_739_130_435, "$646.74", "$647"),
+            (26_648_098, "$0.03", "$0.0266"), (82_327, "<$0.01", "$0.0000823"), (4_999_999, "<$0.01", "$0.00500"),
+            (5_000_000, "$0.01", "$0.00500"), (-4_283_506_040, "-$4.28", "-$4.28"), (999_999_999, "$1.00", "$1.00"),
+        ]
+        for (nano, cents, unit) in cases {
+            #expect(centsText(nano) == cents, "\(nano)")
+            #expect(unitUSDText(nano) == unit, "\(nano)")
+        }
     }
 
     /// The report's own case: a machine up for six days serving a few requests. The bill is six days of
