@@ -27,6 +27,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Another name clients may give as `model` for this model (repeatable); any other name gets 404.") var alias: [String] = []
     @Option(help: "Chat template name to use instead of the one the model declares.") var chatTemplate: String?
     @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
+    @Flag(help: "Share prefix-cache blocks across API keys (by default each tenant's cache is its own, so no tenant can detect another's prompts).")
+    var sharedPrefixCache = false
     @Option(help: "Usage database (SQLite; default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
     @Flag(help: "Do not record usage or price requests (no usage.cost, no budgets).") var noMetering = false
     @Option(help: "This machine's name in reports (replicas; default: the host name).") var replica: String?
@@ -116,6 +118,7 @@ struct Serve: AsyncParsableCommand {
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
+        config.sharedPrefixCache = sharedPrefixCache
         let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"
         let listening = Readiness(false)
         let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name) { [host] port in

@@ -16,6 +16,7 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
     private var stopped = false
     private var cachedSnapshot = EngineSnapshot()
     private var waitingInCore = 0
+    private var runningInCore = 0
     private var thread: Thread?
     /// Where a failed step is reported (stderr unless a test listens).
     private let log: @Sendable (String) -> Void
@@ -43,7 +44,10 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard accepting else { throw .shuttingDown }
-        guard waitingInCore + inbox.count < core.config.maxQueue else { throw .queueFull(limit: core.config.maxQueue) }
+        // Requests the engine will start at once (free run slots) do not count against the queue: a burst
+        // no larger than the free slots is never refused.
+        let freeSlots = max(0, core.config.maxSeqs - runningInCore)
+        guard waitingInCore + inbox.count < core.config.maxQueue + freeSlots else { throw .queueFull(limit: core.config.maxQueue) }
         let id = request.id
         continuation.onTermination = { [weak self] termination in
             if case .cancelled = termination { self?.abort(id) }
@@ -94,6 +98,8 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
             condition.lock()
             while inbox.isEmpty && ends.isEmpty && !core.hasWork && !stopped { condition.wait() }
             let newRequests = inbox, endings = ends
+            // They wait in the core from now on: still counted by `submit` while this step runs.
+            waitingInCore += inbox.count
             inbox = []
             ends = []
             let stop = stopped
@@ -118,6 +124,7 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
             condition.lock()
             cachedSnapshot = core.snapshot()
             waitingInCore = core.waitingCount
+            runningInCore = core.runningCount
             condition.unlock()
             if stop { return }
         }

@@ -21,6 +21,14 @@ package struct BlockHash: Hashable, Sendable {
         words = hasher.finalize().withUnsafeBytes { $0.loadUnaligned(as: (UInt64, UInt64, UInt64, UInt64).self) }
     }
 
+    /// The root of a salted chain: the "parent" of a salted request's first block, so its every block hash
+    /// differs from an unsalted or otherwise salted request's, and no block is shared across salts.
+    package init(salt: String) {
+        var hasher = SHA256()
+        hasher.update(data: Array("tally-cache-salt\u{0}\(salt)".utf8))
+        words = hasher.finalize().withUnsafeBytes { $0.loadUnaligned(as: (UInt64, UInt64, UInt64, UInt64).self) }
+    }
+
     /// Hashes of every full block of `tokens`, in order.
     package static func chain(_ tokens: [TokenID], blockSize: Int, from start: Int = 0, parent: BlockHash? = nil) -> [BlockHash] {
         var out: [BlockHash] = []

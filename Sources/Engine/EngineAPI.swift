@@ -20,6 +20,10 @@ package struct EngineRequest: Sendable {
     package var topLogprobs: Int?
     /// When the request reached the server; queue time counts from here.
     package var arrival: ContinuousClock.Instant
+    /// Prefix-cache scope: only requests with the same salt share cached blocks (nil: the shared scope). The
+    /// server salts with the tenant, so one tenant cannot learn another's prompts from `cached_tokens` or
+    /// time to first token (vLLM's `cache_salt`).
+    package var cacheSalt: String?
     /// Called on the engine thread once, however the request ends (also when its stream was cancelled and
     /// nobody reads `.finished` any more): how metering hears of aborted requests. Keep it quick.
     package var onFinish: (@Sendable (FinishReason, RequestStats) -> Void)?

@@ -52,6 +52,8 @@ final class Sequence {
     var blockTable: [BlockID] = []
     /// Hashes of the leading full blocks already registered in the prefix cache.
     var blockHashes: [BlockHash] = []
+    /// The parent of the first block's hash: the salt's root, or nil (unsalted).
+    let cacheRoot: BlockHash?
     var sampler: Sampler
     var stats = RequestStats()
     let arrivalMicros: Int64
@@ -67,6 +69,7 @@ final class Sequence {
         tokens = request.promptTokens
         sampler = Sampler(params: request.sampling)
         self.arrivalMicros = arrivalMicros
+        cacheRoot = request.cacheSalt.map(BlockHash.init(salt:))
         stats.promptTokens = request.promptTokens.count
         stats.seed = sampler.seed
     }
@@ -90,6 +93,7 @@ package final class EngineCore {
 
     package var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
     package var waitingCount: Int { waiting.count }
+    package var runningCount: Int { running.count }
     package var runningIDs: [RequestID] { running.map(\.request.id) }
     package var waitingIDs: [RequestID] { waiting.map(\.request.id) }
     package func blockTable(of id: RequestID) -> [BlockID]? { (running + waiting).first { $0.request.id == id }?.blockTable }
@@ -175,7 +179,7 @@ package final class EngineCore {
         guard config.prefixCaching else { return 0 }
         let bs = config.blockSize, last = seq.tokens.count - 1  // tokens before `last` may come from the cache
         var hashes: [BlockHash] = []
-        var parent: BlockHash? = nil
+        var parent = seq.cacheRoot
         for b in 0..<(last / bs) {
             let h = BlockHash(parent: parent, tokens: seq.tokens[b * bs..<(b + 1) * bs])
             guard let block = pool.cachedBlock(h) else { break }
@@ -320,9 +324,10 @@ package final class EngineCore {
         let full = seq.numComputedTokens / config.blockSize
         while seq.blockHashes.count < full {
             let b = seq.blockHashes.count
-            let h = BlockHash(parent: seq.blockHashes.last, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
+            let parent = seq.blockHashes.last ?? seq.cacheRoot
+            let h = BlockHash(parent: parent, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
             // Prompt blocks this request put into the cache: what APIs with cache-write prices bill as writes.
-            if pool.register(seq.blockTable[b], hash: h, parent: seq.blockHashes.last, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
+            if pool.register(seq.blockTable[b], hash: h, parent: parent, tokens: seq.tokens[b * config.blockSize..<(b + 1) * config.blockSize])
                 && (b + 1) * config.blockSize <= seq.request.promptTokens.count {
                 seq.stats.cacheWriteTokens += config.blockSize
             }

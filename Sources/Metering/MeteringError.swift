@@ -48,7 +48,7 @@ package enum MeteringError: Error, Equatable, CustomStringConvertible {
         case .badBudgetFile(let path, let reason):
             return "budget file \(path): \(reason). See README \"Budgets\" for the format."
         case .invalidKeyFile(let reason):
-            return "API key file: \(reason). Each line is KEY, NAME:KEY or NAME:sha256:HEX (README \"Tenants\")."
+            return "API key file: \(reason). Each line is KEY, NAME:KEY, sha256:HEX or NAME:sha256:HEX (README \"Tenants, workflows and outcomes\")."
         }
     }
 }

@@ -1,5 +1,5 @@
-// API keys and the tenants they bill. A key file line is `KEY`, `NAME:KEY` or `NAME:sha256:HEX` (the key's
-// SHA-256, so the file need not hold the key at all). Records and reports carry the tenant's name when it
+// API keys and the tenants they bill. A key file line is `KEY`, `NAME:KEY`, `sha256:HEX` or
+// `NAME:sha256:HEX` (the key's SHA-256, so the file need not hold the key at all). Records and reports carry the tenant's name when it
 // has one and the key's fingerprint otherwise; never the key.
 
 import Crypto
@@ -39,7 +39,16 @@ package struct TenantKey: Sendable, Equatable, Hashable {
     ///     TenantKey.parse(line: "support:sk-live-123")                 // named "support"
     ///     TenantKey.parse(line: "ci:sha256:9f86d081884c7d65...")       // 64 hex digits
     ///     TenantKey.parse(line: "sk-live-123")                         // unnamed: billed to its fingerprint
+    ///     TenantKey.parse(line: "sha256:9f86d081884c7d65...")          // unnamed, by its digest
     package static func parse(line: String) throws(MeteringError) -> TenantKey {
+        // `sha256:HEX` alone: an unnamed key known by its digest.
+        if line.hasPrefix("sha256:") {
+            let hex = Array(line.dropFirst("sha256:".count).utf8)
+            guard hex.count == 64, let digest = decodeHex(hex) else {
+                throw .invalidKeyFile("sha256: must be followed by 64 hex digits (sha256sum of the key)")
+            }
+            return TenantKey(digest: digest, name: nil)
+        }
         guard let colon = line.firstIndex(of: ":") else { return TenantKey(key: line) }
         let name = String(line[..<colon]), rest = String(line[line.index(after: colon)...])
         guard UsageRecord.isValidName(name) else {

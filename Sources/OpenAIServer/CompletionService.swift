@@ -18,6 +18,7 @@ struct PreparedGeneration: Sendable {
     var stream: Bool
     var includeUsage: Bool
     var user: String?
+    var cacheSalt: String?
     /// `max_tokens` as sent (nil: not sent); budgets reject explicit ones over a cap and cap the rest.
     var requestedMaxTokens: Int?
     /// Completions with `echo`: the prompt text that starts the choice's text.
@@ -132,8 +133,8 @@ struct CompletionService: Sendable {
             }
             template = named
         }
-        let text = template.render(wire.messages, addGenerationPrompt: true)
-        let promptTokens = withBOS(tokenizer.encode(text, parseSpecial: true))
+        // Special-token text inside a message is the user's text, never a turn marker (no forged roles).
+        let promptTokens = withBOS(tokenizer.encode(template.renderMarked(wire.messages, addGenerationPrompt: true)))
         let prepared = try prepare(wire.fields, promptTokens: promptTokens, promptParam: "messages",
                                    maxTokens: wire.maxCompletionTokens ?? wire.fields.maxTokens,
                                    maxTokensParam: wire.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens",
@@ -208,7 +209,8 @@ struct CompletionService: Sendable {
                                     maxTokens: limit, stopTokenIDs: tokenizer.endOfGenerationIDs,
                                     ignoreEOS: fields.ignoreEOS, topLogprobs: topLogprobs, arrival: arrival)
         return PreparedGeneration(engineRequest: request, stops: fields.stop, stream: fields.stream,
-                                  includeUsage: fields.includeUsage, user: fields.user, requestedMaxTokens: maxTokens,
+                                  includeUsage: fields.includeUsage, user: fields.user, cacheSalt: fields.cacheSalt,
+                                  requestedMaxTokens: maxTokens,
                                   echoText: echoText,
                                   wantLogprobs: topLogprobs != nil, promptParam: promptParam)
     }
@@ -237,6 +239,7 @@ struct CompletionService: Sendable {
                 if let cap { prepared.engineRequest.maxTokens = min(prepared.engineRequest.maxTokens, cap) }
             }
         }
+        prepared.engineRequest.cacheSalt = cacheSalt(tenant: tenant, requested: prepared.cacheSalt)
         let recorder = UsageRecorder(requestID: prepared.engineRequest.id, arrival: prepared.engineRequest.arrival,
                                      model: modelName, modelShape: config.modelShape, tenant: tenant, user: prepared.user,
                                      tags: tags, session: session, meter: meter, metrics: metrics)
@@ -293,6 +296,15 @@ struct CompletionService: Sendable {
     static let tagsHeader = HTTPField.Name("X-Tally-Tags")!
     /// Groups the calls of one workflow (a task, an agent run) for cost per workflow and outcomes.
     static let sessionHeader = HTTPField.Name("X-Tally-Session")!
+
+    /// The prefix-cache scope of a request: its tenant's (with keys, unless shared on purpose), narrowed by
+    /// the request's own `cache_salt`; nil shares the cache with every other unsalted request.
+    func cacheSalt(tenant: String?, requested: String?) -> String? {
+        var parts: [String] = []
+        if !config.apiKeys.isEmpty && !config.sharedPrefixCache { parts.append("tenant=" + (tenant ?? "")) }
+        if let requested { parts.append("salt=" + requested) }
+        return parts.isEmpty ? nil : parts.joined(separator: "\u{0}")
+    }
 
     /// Who the request is billed to: the authorising key's tenant (its name, else its fingerprint).
     func tenant(of context: ServerRequestContext) -> String? {

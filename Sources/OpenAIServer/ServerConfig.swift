@@ -23,6 +23,9 @@ package struct ServerConfig: Sendable {
     package var shutdownGracePeriod: Duration = .seconds(30)
     /// Other names a request's `model` may give for the served model (`--alias`); any other name is a 404.
     package var modelAliases: [String] = []
+    /// Share prefix-cache blocks across tenants (`--shared-prefix-cache`). Off: with API keys, each tenant's
+    /// blocks are salted with the tenant, so no tenant can time or count another's cached prompt.
+    package var sharedPrefixCache = false
     /// Log-probabilities of at most this many alternatives per token (`logprobs`, `top_logprobs`).
     package var maxTopLogprobs = 20
 

@@ -31,13 +31,20 @@ package struct GenerationFields: Decodable, Sendable {
     package var user: String?
     package var ignoreEOS = false
     package var n: Int?
+    /// vLLM's `cache_salt`: only requests with the same salt (and, with API keys, the same tenant) share
+    /// prefix-cache blocks.
+    package var cacheSalt: String?
 
     enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, stream, user, n
         case maxTokens = "max_tokens", topP = "top_p", topK = "top_k", minP = "min_p"
         case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
         case repetitionPenalty = "repetition_penalty", streamOptions = "stream_options", ignoreEOS = "ignore_eos"
+        case cacheSalt = "cache_salt"
     }
+
+    /// Longest `user` (and `cache_salt`) accepted.
+    package static let maxUserBytes = 256
 
     struct StreamOptions: Decodable {
         var includeUsage: Bool?
@@ -79,6 +86,14 @@ package struct GenerationFields: Decodable, Sendable {
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
         user = try c.decodeIfPresent(String.self, forKey: .user)
+        // Stored with every record: bounded like tags.
+        if let user, user.utf8.count > Self.maxUserBytes {
+            throw APIError.invalid("user has \(user.utf8.count) bytes but at most \(Self.maxUserBytes) are kept; send a shorter id", param: "user")
+        }
+        cacheSalt = try c.decodeIfPresent(String.self, forKey: .cacheSalt)
+        if let cacheSalt, cacheSalt.isEmpty || cacheSalt.utf8.count > Self.maxUserBytes {
+            throw APIError.invalid("cache_salt must be 1-\(Self.maxUserBytes) bytes", param: "cache_salt")
+        }
         ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? false
         n = try c.decodeInteger(.n)
     }
@@ -136,6 +151,8 @@ package struct ChatCompletionRequest: Decodable, Sendable {
     }
 
     enum MessageKeys: String, CodingKey { case role, content }
+    /// Roles a message may have (`developer` is read as `system`; `tool` needs tool calling, not implemented).
+    static let roles = ["system", "developer", "user", "assistant"]
     enum PartKeys: String, CodingKey { case type, text }
 
     package init(from decoder: any Decoder) throws {
@@ -154,6 +171,11 @@ package struct ChatCompletionRequest: Decodable, Sendable {
             let m = try list.nestedContainer(keyedBy: MessageKeys.self)
             guard let role = try m.decodeIfPresent(String.self, forKey: .role) else {
                 throw APIError.invalid("messages[\(index)].role is required", param: "messages[\(index)].role")
+            }
+            // The role is written into the prompt as markup: only the roles the templates know.
+            guard Self.roles.contains(role) else {
+                throw APIError.invalid("messages[\(index)].role \(role.debugDescription.prefix(40)) is not one of \(Self.roles.joined(separator: ", "))",
+                                       param: "messages[\(index)].role")
             }
             var content = ""
             if m.contains(.content), try !m.decodeNil(forKey: .content) {

@@ -196,17 +196,31 @@ package enum ChatTemplate: Sendable, Equatable {
     /// The prompt text for `messages`; with `addGenerationPrompt`, ends with the opening of an
     /// assistant turn (formats whose assistant turn simply follows `[/INST]` add nothing).
     package func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
-        var out = ""
+        renderMarked(messages, addGenerationPrompt: addGenerationPrompt).text
+    }
+
+    /// The same text, with where the messages' contents lie: special-token text inside a content is a
+    /// user's text, not markup (`Tokenizer.encode(_: RenderedChat)`), so nobody can forge another role's turn.
+    package func renderMarked(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> RenderedChat {
+        var out = RenderedChat()
         switch self {
         case .chatml(let defaultSystemPrompt):
             if let defaultSystemPrompt, let first = messages.first, first.role != "system" {
                 out += "<|im_start|>system\n\(defaultSystemPrompt)<|im_end|>\n"
             }
-            for m in messages { out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+            for m in messages {
+                out += "<|im_start|>\(m.role)\n"
+                out.content(m.content)
+                out += "<|im_end|>\n"
+            }
             if addGenerationPrompt { out += "<|im_start|>assistant\n" }
 
         case .llama3:
-            for m in messages { out += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(trim(m.content))<|eot_id|>" }
+            for m in messages {
+                out += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n"
+                out.content(trim(m.content))
+                out += "<|eot_id|>"
+            }
             if addGenerationPrompt { out += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
 
         case .llama2(let style):
@@ -221,11 +235,20 @@ package enum ChatTemplate: Sendable, Equatable {
                 }
                 switch m.role {
                 case "system":
-                    out += style == .plain ? "\(content)\n" : "<<SYS>>\n\(content)\n<</SYS>>\n\n"
+                    if style == .plain {
+                        out.content(content)
+                        out += "\n"
+                    } else {
+                        out += "<<SYS>>\n"
+                        out.content(content)
+                        out += "\n<</SYS>>\n\n"
+                    }
                 case "user":
-                    out += "\(content) [/INST]"
+                    out.content(content)
+                    out += " [/INST]"
                 default:
-                    out += "\(content)</s>"
+                    out.content(content)
+                    out += "</s>"
                     insideTurn = false
                 }
             }
@@ -234,9 +257,9 @@ package enum ChatTemplate: Sendable, Equatable {
             let space = style == .v7 ? " " : ""
             for m in messages {
                 switch m.role {
-                case "system": out += "[SYSTEM_PROMPT]\(space)\(m.content)[/SYSTEM_PROMPT]"
-                case "user": out += "[INST]\(space)\(m.content)[/INST]"
-                default: out += "\(space)\(m.content)</s>"
+                case "system": out += "[SYSTEM_PROMPT]\(space)"; out.content(m.content); out += "[/SYSTEM_PROMPT]"
+                case "user": out += "[INST]\(space)"; out.content(m.content); out += "[/INST]"
+                default: out += space; out.content(m.content); out += "</s>"
                 }
             }
 
@@ -250,10 +273,12 @@ package enum ChatTemplate: Sendable, Equatable {
                     insideTurn = true
                 }
                 switch m.role {
-                case "system": out += "\(m.content)\n\n"
-                case "user": out += "\(m.content)\(leading)[/INST]"
+                case "system": out.content(m.content); out += "\n\n"
+                case "user": out.content(m.content); out += "\(leading)[/INST]"
                 default:
-                    out += "\(trailing)\(style == .v3 ? trim(m.content) : m.content)</s>"
+                    out += trailing
+                    out.content(style == .v3 ? trim(m.content) : m.content)
+                    out += "</s>"
                     insideTurn = false
                 }
             }
@@ -268,19 +293,29 @@ package enum ChatTemplate: Sendable, Equatable {
                 let role = m.role == "assistant" ? "model" : m.role
                 out += "<start_of_turn>\(role)\n"
                 if !system.isEmpty && role != "model" {
-                    out += "\(system)\n\n"
+                    out.content(system)
+                    out += "\n\n"
                     system = ""
                 }
-                out += "\(trim(m.content))<end_of_turn>\n"
+                out.content(trim(m.content))
+                out += "<end_of_turn>\n"
             }
             if addGenerationPrompt { out += "<start_of_turn>model\n" }
 
         case .phi3:
-            for m in messages { out += "<|\(m.role)|>\n\(m.content)<|end|>\n" }
+            for m in messages {
+                out += "<|\(m.role)|>\n"
+                out.content(m.content)
+                out += "<|end|>\n"
+            }
             if addGenerationPrompt { out += "<|assistant|>\n" }
 
         case .zephyr(let endOfTurn):
-            for m in messages { out += "<|\(m.role)|>\n\(m.content)\(endOfTurn)\n" }
+            for m in messages {
+                out += "<|\(m.role)|>\n"
+                out.content(m.content)
+                out += "\(endOfTurn)\n"
+            }
             if addGenerationPrompt { out += "<|assistant|>\n" }
         }
         return out
@@ -293,5 +328,26 @@ package enum ChatTemplate: Sendable, Equatable {
         guard let first = scalars.firstIndex(where: { !isSpace($0) }),
               let last = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }
         return String(scalars[first...last])
+    }
+}
+
+/// A rendered chat prompt: the text, and the UTF-8 byte ranges that hold message contents (everything
+/// else is the template's markup).
+package struct RenderedChat: Sendable, Equatable {
+    package private(set) var text = ""
+    package private(set) var contentRanges: [Range<Int>] = []
+
+    package init() {}
+
+    /// Markup: its special-token text is special tokens.
+    package static func += (chat: inout RenderedChat, markup: String) {
+        chat.text += markup
+    }
+
+    /// A message's content: its special-token text stays text.
+    package mutating func content(_ content: String) {
+        let start = text.utf8.count
+        text += content
+        if text.utf8.count > start { contentRanges.append(start..<text.utf8.count) }
     }
 }

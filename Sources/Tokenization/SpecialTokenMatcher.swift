@@ -43,7 +43,9 @@ struct SpecialTokenMatcher: Sendable {
         self.byFirstByte = byFirstByte
     }
 
-    func partition(_ text: UnsafeBufferPointer<UInt8>, parseSpecial: Bool) -> [Fragment] {
+    /// `plainRanges` (sorted, disjoint byte ranges) are text a user wrote: control and unknown tokens are not
+    /// matched where they would overlap one, so "<|im_start|>" typed into a message stays text.
+    func partition(_ text: UnsafeBufferPointer<UInt8>, parseSpecial: Bool, plainRanges: [Range<Int>] = []) -> [Fragment] {
         if text.isEmpty { return [] }
         // Every occurrence (overlapping ones too) of each special token, by position.
         var occurrences: [Int: [Int]] = [:]
@@ -54,6 +56,8 @@ struct SpecialTokenMatcher: Sendable {
                 for index in candidates {
                     let special = specials[index]
                     guard parseSpecial || special.alwaysMatched, special.bytes.count <= text.count - start else { continue }
+                    if !special.alwaysMatched, !plainRanges.isEmpty,
+                       plainRanges.contains(where: { $0.overlaps(start..<(start + special.bytes.count)) }) { continue }
                     if special.bytes.withUnsafeBufferPointer({ memoryEqual($0.baseAddress!, text.baseAddress! + start, $0.count) }) {
                         occurrences[index, default: []].append(start)
                     }

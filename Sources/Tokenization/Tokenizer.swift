@@ -175,12 +175,19 @@ package struct Tokenizer: Sendable {
         return text.withUTF8 { encode(utf8: $0, parseSpecial: parseSpecial) }
     }
 
-    package func encode(utf8 bytes: UnsafeBufferPointer<UInt8>, parseSpecial: Bool = true) -> [TokenID] {
+    /// A rendered chat prompt: the template's markup with special tokens parsed, the messages' contents
+    /// without (control tokens typed by a user are encoded as their text).
+    package func encode(_ chat: RenderedChat) -> [TokenID] {
+        var text = chat.text
+        return text.withUTF8 { encode(utf8: $0, parseSpecial: true, plainRanges: chat.contentRanges) }
+    }
+
+    package func encode(utf8 bytes: UnsafeBufferPointer<UInt8>, parseSpecial: Bool = true, plainRanges: [Range<Int>] = []) -> [TokenID] {
         var output: [TokenID] = []
         output.reserveCapacity(bytes.count / 3 + 4)
         var state = EncodeState()
         var previousWasSpecial = true
-        for fragment in specials.partition(bytes, parseSpecial: parseSpecial) {
+        for fragment in specials.partition(bytes, parseSpecial: parseSpecial, plainRanges: plainRanges) {
             switch fragment {
             case .token(let id):
                 output.append(id)

@@ -119,6 +119,28 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         #expect(s.prefixCacheHitTokens == 8)
     }
 
+    /// Salted requests share cached blocks, full or partial, only with requests of the same salt.
+    @Test func aSaltedPrefixIsSharedOnlyWithinItsSalt() async throws {
+        let core = makeCore()
+        func run(_ id: String, salt: String?, _ prompt: [TokenID] = ids(0..<10)) async throws -> Int {
+            let c = Collector()
+            var request = greedyRequest(id, prompt, maxTokens: 1)
+            request.cacheSalt = salt
+            try core.add(request, continuation: c.continuation)
+            try runToCompletion(core)
+            try await c.drain()
+            return try #require(c.finish?.1.cachedTokens)
+        }
+        #expect(try await run("a", salt: "tenant=a") == 0)
+        #expect(try await run("b", salt: "tenant=b") == 0, "another salt sees nothing of a's blocks")
+        #expect(try await run("unsalted", salt: nil) == 0, "nor does an unsalted request")
+        #expect(try await run("a2", salt: "tenant=a") == 8, "the same salt shares the full blocks")
+        // A partial (mid-block) match is scoped too: b2 shares 6 tokens with a's prompt, b's salt has them.
+        #expect(try await run("b2", salt: "tenant=b", ids(0..<6, then: [50, 51, 52])) == 6)
+        #expect(try await run("c", salt: "tenant=c", ids(0..<6, then: [50, 51, 52])) == 0)
+        #expect(core.pool.usedCount == 0)
+    }
+
     @Test func aFullyCachedPromptStillComputesItsLastToken() async throws {
         let core = makeCore()
         let a = Collector(), b = Collector()

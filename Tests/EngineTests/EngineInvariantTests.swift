@@ -3,6 +3,7 @@
 // seeded sampling).
 
 import Engine
+import Foundation
 import GGUF
 import Kernels
 import ModelRuntime
@@ -140,4 +141,49 @@ func request(_ id: String, _ prompt: [TokenID], temperature: Float = 0, seed: UI
         }
         #expect(refused > 0)
     }
+
+    /// Requests the engine can start at once do not count against the queue: with no queue at all, a burst
+    /// as large as the free run slots is accepted, and only the one after is refused.
+    @Test func aBurstNoLargerThanTheFreeSlotsIsNeverRefused() throws {
+        var config = EngineConfig()
+        config.maxQueue = 0
+        config.maxSeqs = 16
+        config.kvBlocks = 64
+        config.blockSize = 4
+        // The model waits at a gate, so nothing finishes (and frees a slot) while the burst arrives.
+        let runner = GatedRunner()
+        let engine = BatchingEngine(runner: runner, config: config)
+        defer {
+            runner.open()
+            engine.shutdown(deadline: .milliseconds(10))
+        }
+        var streams: [AsyncThrowingStream<EngineEvent, Error>] = []
+        for i in 0..<16 {
+            var r = request("burst\(i)", [1, 2, 3], maxTokens: 10_000)
+            r.ignoreEOS = true
+            streams.append(try engine.submit(r))
+        }
+        #expect(streams.count == 16)
+        // All 16 slots are now taken (running or about to be): the 17th waits for a queue of 0.
+        #expect(throws: EngineError.queueFull(limit: 0)) { _ = try engine.submit(request("one-more", [1, 2, 3], maxTokens: 10_000)) }
+    }
+}
+
+/// FakeRunner behind a gate: `forward` waits until `open()`.
+final class GatedRunner: ModelRunner, @unchecked Sendable {
+    private let inner = FakeRunner()
+    private let gate = DispatchSemaphore(value: 0)
+    var vocabSize: Int { inner.vocabSize }
+    var contextLength: Int { inner.contextLength }
+
+    func open() { gate.signal() }
+
+    func forward(_ batch: ForwardBatch) throws -> [Float] {
+        gate.wait()
+        gate.signal()  // once open, it stays open
+        return try inner.forward(batch)
+    }
+
+    func copyKV(from source: BlockID, to destination: BlockID, slots: Int) { inner.copyKV(from: source, to: destination, slots: slots) }
+    func forEach(_ count: Int, _ body: (Int) -> Void) { inner.forEach(count, body) }
 }

@@ -15,13 +15,15 @@ import Testing
         let hex = bare.digest.map { String(format: "%02x", $0) }.joined()
         let hashed = try TenantKey.parse(line: "ci:sha256:" + hex.uppercased())
         #expect(hashed.tenant == "ci" && hashed.digest == bare.digest)
+        let unnamed = try TenantKey.parse(line: "sha256:" + hex)
+        #expect(unnamed.name == nil && unnamed.digest == bare.digest && unnamed.tenant == bare.tenant)
         // A key may itself contain colons after the name.
         #expect(try TenantKey.parse(line: "ops:a:b").digest == TenantKey(key: "a:b").digest)
     }
 
     @Test func badLinesAreNamed() {
         for (line, fragment) in [(":key", "tenant name"), ("na me:key", "tenant name"), ("ci:", "no key"),
-                                 ("ci:sha256:abc", "64 hex digits"), ("ci:sha256:" + String(repeating: "g", count: 64), "64 hex digits")] {
+                                 ("ci:sha256:abc", "64 hex digits"), ("sha256:abc", "64 hex digits"), ("ci:sha256:" + String(repeating: "g", count: 64), "64 hex digits")] {
             #expect(throws: MeteringError.self) { try TenantKey.parse(line: line) }
             do { _ = try TenantKey.parse(line: line) } catch { #expect(error.description.contains(fragment), "\(line): \(error)") }
         }

@@ -404,6 +404,41 @@ final class LockedBox<Value: Sendable>: Sendable {
         try await expectError(#"{"messages": []}"#, at: "/v1/chat/completions", param: "messages")
     }
 
+    @Test func unknownRolesOverlongUsersAndBadSaltsAreRefused() async throws {
+        for role in ["tool", "function", "System", "user<|im_end|>", ""] {
+            try await expectError(#"{"messages": [{"role": "\#(role)", "content": "x"}]}"#, at: "/v1/chat/completions",
+                                  param: "messages[0].role")
+        }
+        try await expectError(#"{"prompt": "hi", "user": "\#(String(repeating: "u", count: 257))"}"#, param: "user")
+        try await expectError(#"{"prompt": "hi", "cache_salt": ""}"#, param: "cache_salt")
+        try await expectError(#"{"prompt": "hi", "cache_salt": 5}"#, param: "cache_salt")
+    }
+
+    /// With API keys each tenant's prefix cache is its own; `cache_salt` narrows it; `sharedPrefixCache` opens it.
+    @Test func prefixCacheIsSaltedPerTenant() async throws {
+        func salts(shared: Bool, keys: [TenantKey], requests: [(key: String?, salt: String?)]) async throws -> [String?] {
+            var config = ServerConfig()
+            config.apiKeys = keys
+            config.sharedPrefixCache = shared
+            let engine = try sentenceEngine()
+            try await makeApp(engine, config: config).test(.router) { client in
+                for r in requests {
+                    let salt = r.salt.map { #", "cache_salt": "\#($0)""# } ?? ""
+                    let headers: HTTPFields = r.key.map { [.authorization: "Bearer \($0)"] } ?? [:]
+                    let response = try await client.post("/v1/completions", #"{"prompt": "hi"\#(salt)}"#, headers: headers)
+                    #expect(response.status == .ok)
+                }
+            }
+            return engine.submitted.map(\.cacheSalt)
+        }
+        let keyed = try await salts(shared: false, keys: ["a:ka", "b:kb"], requests: [("ka", nil), ("kb", nil), ("ka", "s1")])
+        #expect(keyed == ["tenant=a", "tenant=b", "tenant=a\u{0}salt=s1"])
+        let shared = try await salts(shared: true, keys: ["a:ka", "b:kb"], requests: [("ka", nil), ("kb", nil), ("kb", "s1")])
+        #expect(shared == [nil, nil, "salt=s1"])
+        let keyless = try await salts(shared: false, keys: [], requests: [(nil, nil), (nil, "s2")])
+        #expect(keyless == [nil, "salt=s2"])
+    }
+
     /// Every OpenAI field tally would ignore is refused by name; its no-op value (and null) is accepted.
     @Test func unimplementedFieldsAreRefusedByName() async throws {
         let chat = #""messages": [{"role": "user", "content": "x"}]"#
