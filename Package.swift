@@ -52,6 +52,7 @@ let package = Package(
         .target(name: "OpenAIServer", dependencies: [
             "Engine", "Tokenization", "Metering",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Workloads, load generator, results.

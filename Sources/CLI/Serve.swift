@@ -32,6 +32,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Usage database (SQLite; default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
     @Flag(help: "Do not record usage or price requests (no usage.cost, no budgets).") var noMetering = false
     @Option(help: "This machine's name in reports (replicas; default: the host name).") var replica: String?
+    @Option(help: "Seconds a connection may stay idle (no request in progress, or headers trickling in) before it is closed.")
+    var idleTimeout = 60.0
     @Option(help: "Seconds between the run's heartbeats in the usage database (the bill of a crashed run ends at its last).") var heartbeatSeconds = 60
     @Option(help: "Budget file: output-token caps and spend limits per API key (README, Budgets).") var budgets: String?
     @OptionGroup var pricingOptions: PricingOptions
@@ -44,6 +46,7 @@ struct Serve: AsyncParsableCommand {
         try check(maxSeqs >= 1, "--max-seqs \(maxSeqs) must be at least 1")
         try check(maxBatchTokens >= 1, "--max-batch-tokens \(maxBatchTokens) must be at least 1")
         try check(maxQueue >= 0, "--max-queue \(maxQueue) must be at least 0")
+        try check(idleTimeout > 0 && idleTimeout <= 86_400, "--idle-timeout \(idleTimeout) must be between 0 and 86400 seconds")
         try check(heartbeatSeconds >= 1, "--heartbeat-seconds \(heartbeatSeconds) must be at least 1")
         try check(kvMemory >= 1, "--kv-memory \(kvMemory) MiB must be at least 1")
         if let kvBlocks { try check(kvBlocks >= 1, "--kv-blocks \(kvBlocks) must be at least 1") }
@@ -119,6 +122,7 @@ struct Serve: AsyncParsableCommand {
         }
         config.modelAliases = alias
         config.sharedPrefixCache = sharedPrefixCache
+        config.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"
         let listening = Readiness(false)
         let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name) { [host] port in

@@ -3,7 +3,9 @@
 
 import Engine
 import Hummingbird
+import HummingbirdCore
 import Metering
+import NIOCore
 import ServiceLifecycle
 import Tokenization
 
@@ -30,8 +32,12 @@ package func buildApplication(
     metrics: ServerMetrics = ServerMetrics(), onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let router = try buildRouter(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName, metrics: metrics)
-    return Application(router: router, configuration: .init(address: .hostname(config.host, port: config.port),
-                                                           serverName: "tally"),
+    let http1 = HTTP1Channel.Configuration(
+        idleTimeout: .nanoseconds(Int64(config.idleTimeout.inSeconds * 1e9)),
+        httpDecoderConfiguration: .init(maxHeaderFieldSize: config.maxHeaderBytes, maxHeaderListSize: config.maxHeaderBytes,
+                                        maxHeaderFieldCount: 100))
+    return Application(router: router, server: .http1(configuration: http1),
+                       configuration: .init(address: .hostname(config.host, port: config.port), serverName: "tally"),
                        onServerRunning: { channel in await onListening(channel.localAddress?.port ?? config.port) })
 }
 

@@ -156,6 +156,12 @@ struct CompletionService: Sendable {
             buffer = try await request.body.collect(upTo: config.maxBodyBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw APIError.bodyTooLarge(limit: config.maxBodyBytes)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The HTTP parser refused the body's framing (a bad chunk size, a connection cut mid-body): the
+            // client's fault, not ours.
+            throw APIError.invalid("the request body could not be read: \(error); send a well-formed HTTP body", code: "invalid_body")
         }
         guard buffer.readableBytes > 0 else { throw APIError.malformedJSON("the body is empty") }
         return Array(buffer.readableBytesView)

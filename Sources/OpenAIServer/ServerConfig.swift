@@ -13,6 +13,11 @@ package struct ServerConfig: Sendable {
     package var apiKeys: [TenantKey] = []
     /// Larger request bodies are refused with 413.
     package var maxBodyBytes = 4 << 20
+    /// Request headers larger than this in total are refused with 400 and the connection closed.
+    package var maxHeaderBytes = 32 << 10
+    /// A connection with no request in progress for this long is closed (`--idle-timeout`), so idle
+    /// connections and headers that trickle in (slowloris) do not hold the server's sockets forever.
+    package var idleTimeout: Duration = .seconds(60)
     /// A chat template name (`ChatTemplate.names`) used instead of the model's `tokenizer.chat_template`.
     package var chatTemplateOverride: String?
     /// Whether the model is loaded: /health answers 503 and generation routes refuse until it is.

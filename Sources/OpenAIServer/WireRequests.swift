@@ -45,6 +45,8 @@ package struct GenerationFields: Decodable, Sendable {
 
     /// Longest `user` (and `cache_salt`) accepted.
     package static let maxUserBytes = 256
+    /// Longest stop string: the matcher holds back up to this much text.
+    package static let maxStopBytes = 1024
 
     struct StreamOptions: Decodable {
         var includeUsage: Bool?
@@ -77,6 +79,9 @@ package struct GenerationFields: Decodable, Sendable {
             }
             guard stop.count <= 4 else {
                 throw APIError.invalid("stop has \(stop.count) strings but at most 4 are allowed; send fewer", param: "stop")
+            }
+            if let long = stop.first(where: { $0.utf8.count > Self.maxStopBytes }) {
+                throw APIError.invalid("a stop string has \(long.utf8.count) bytes but at most \(Self.maxStopBytes) are allowed", param: "stop")
             }
             stop = stop.filter { !$0.isEmpty }
         }
