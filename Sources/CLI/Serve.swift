@@ -34,6 +34,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "This machine's name in reports (replicas; default: the host name).") var replica: String?
     @Option(help: "Seconds a connection may stay idle (no request in progress, or headers trickling in) before it is closed.")
     var idleTimeout = 60.0
+    @Option(help: "Seconds in-flight requests may run after SIGTERM/SIGINT before they are cancelled (new ones are refused at once).")
+    var drainSeconds = 30.0
     @Option(help: "Seconds between the run's heartbeats in the usage database (the bill of a crashed run ends at its last).") var heartbeatSeconds = 60
     @Option(help: "Budget file: output-token caps and spend limits per API key (README, Budgets).") var budgets: String?
     @OptionGroup var pricingOptions: PricingOptions
@@ -47,6 +49,7 @@ struct Serve: AsyncParsableCommand {
         try check(maxBatchTokens >= 1, "--max-batch-tokens \(maxBatchTokens) must be at least 1")
         try check(maxQueue >= 0, "--max-queue \(maxQueue) must be at least 0")
         try check(idleTimeout > 0 && idleTimeout <= 86_400, "--idle-timeout \(idleTimeout) must be between 0 and 86400 seconds")
+        try check(drainSeconds >= 0 && drainSeconds <= 3600, "--drain-seconds \(drainSeconds) must be between 0 and 3600")
         try check(heartbeatSeconds >= 1, "--heartbeat-seconds \(heartbeatSeconds) must be at least 1")
         try check(kvMemory >= 1, "--kv-memory \(kvMemory) MiB must be at least 1")
         if let kvBlocks { try check(kvBlocks >= 1, "--kv-blocks \(kvBlocks) must be at least 1") }
@@ -59,7 +62,30 @@ struct Serve: AsyncParsableCommand {
         let pricing = try noMetering ? nil : pricingOptions.pricing()
         let policy = try pricing.flatMap { pricing in try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) } } ?? .unlimited
         let apiKeys = try readAPIKeys()
+        // Before the model loads: a store that cannot be opened is a start-up error, not a server that
+        // then loses every record.
+        let store = try await openStore()
+        do {
+            try await load(apiKeys: apiKeys, pricing: pricing, policy: policy, store: store)
+        } catch {
+            try? await store?.close()
+            throw error
+        }
+        try? await store?.close()
+    }
 
+    private func openStore() async throws -> SQLiteUsageStore? {
+        guard !noMetering else { return nil }
+        let dbPath = db ?? defaultUsageDatabase()
+        do {
+            try FileManager.default.createDirectory(atPath: (dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw CLIError("cannot create the folder of the usage database \(dbPath): \(error.localizedDescription); pass another --db (or --no-metering)")
+        }
+        do { return try await SQLiteUsageStore.open(path: dbPath) } catch { throw CLIError("\(error)") }
+    }
+
+    private func load(apiKeys: [TenantKey], pricing: Meter.Pricing?, policy: BudgetPolicy, store: SQLiteUsageStore?) async throws {
         let path = try model ?? Pull.defaultModelPulledIfMissing()
         let llama = try LlamaModel(path: path, threads: threads)
         printError("weights: \(llama.weights.source)")
@@ -79,7 +105,8 @@ struct Serve: AsyncParsableCommand {
         }
         let engine = EngineFactory.engine(model: llama, options: options)
         do {
-            try await serve(engine: engine, llama: llama, tokenizer: tokenizer, path: path, apiKeys: apiKeys, pricing: pricing, policy: policy)
+            try await serve(engine: engine, llama: llama, tokenizer: tokenizer, path: path, apiKeys: apiKeys, pricing: pricing,
+                            policy: policy, store: store)
         } catch {
             engine.shutdown(deadline: .zero)
             throw error
@@ -98,31 +125,27 @@ struct Serve: AsyncParsableCommand {
     }
 
     private func serve(engine: BatchingEngine, llama: LlamaModel, tokenizer: Tokenizer, path: String, apiKeys: [TenantKey],
-                       pricing: Meter.Pricing?, policy: BudgetPolicy) async throws {
+                       pricing: Meter.Pricing?, policy: BudgetPolicy, store: SQLiteUsageStore?) async throws {
         var config = ServerConfig()
         config.host = host
         config.port = port
         config.apiKeys = apiKeys
         config.chatTemplateOverride = chatTemplate
         let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        var store: SQLiteUsageStore?
         var heartbeat: RunHeartbeat?
-        if let pricing {
-            let dbPath = db ?? defaultUsageDatabase()
-            try FileManager.default.createDirectory(atPath: (dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let opened = try await SQLiteUsageStore.open(path: dbPath)
-            store = opened
+        if let pricing, let opened = store {
             config.meter = Meter(store: opened, pricing: pricing, budgets: policy)
             config.modelShape = ModelShape(file: llama.file)
             // The machine is billed from here (model loaded) to the stop, busy or idle.
             heartbeat = try await RunHeartbeat.start(store: opened, host: replica ?? ProcessInfo.processInfo.hostName,
                                                      interval: .seconds(heartbeatSeconds))
-            printError("metering to \(dbPath); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
+            printError("metering to \(opened.path); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
         config.sharedPrefixCache = sharedPrefixCache
         config.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        config.shutdownGracePeriod = .milliseconds(Int64(drainSeconds * 1000))
         let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"
         let listening = Readiness(false)
         let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name) { [host] port in
@@ -134,14 +157,12 @@ struct Serve: AsyncParsableCommand {
         } catch where !listening.isReady {
             // Nothing claimed to be serving: the socket could not be bound (a port in use, a bad host).
             await heartbeat?.stop()
-            try? await store?.close()
             throw CLIError("cannot listen on \(host):\(port): \(error)")
         }
         engine.shutdown(deadline: .seconds(5))
         // Requests aborted by the shutdown are recorded in the background: let them land, then close.
         await config.meter?.flush()
         await heartbeat?.stop()
-        try? await store?.close()
     }
 }
 

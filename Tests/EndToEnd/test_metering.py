@@ -184,32 +184,38 @@ def test_kill_9_under_load_keeps_every_completed_record(tmp_path):
     def client(i):
         c = openai.OpenAI(base_url=base + "/v1", api_key="x", timeout=30, max_retries=0)
         try:
-            for chunk in c.completions.create(model=MODEL_NAME, prompt=f"Story number {i}:", max_tokens=24 + i, temperature=0,
-                                               stream=True, extra_body={"ignore_eos": True}):
-                if chunk.choices and chunk.choices[0].finish_reason:
-                    rid = chunk.id
-            # The stream ended with [DONE]: the client got a complete response.
-            with lock:
-                completed.append(rid)
-                if len(completed) >= 4:
-                    enough.set()
+            for n in range(1000):  # until the kill cuts it off
+                if i % 2:
+                    for chunk in c.completions.create(model=MODEL_NAME, prompt=f"Story number {i}.{n}:", max_tokens=16 + i,
+                                                       temperature=0, stream=True, extra_body={"ignore_eos": True}):
+                        rid = chunk.id
+                    # The stream ended with [DONE]: the client got a complete response.
+                else:
+                    rid = c.completions.create(model=MODEL_NAME, prompt=f"Note {i}.{n}:", max_tokens=8 + i, temperature=0,
+                                               extra_body={"ignore_eos": True}).id  # a 200 with its body
+                with lock:
+                    completed.append(rid)
+                    if len(completed) >= 24:
+                        enough.set()
         except Exception:
             pass  # cut off by the kill: no complete response, no promise
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    # 16 clients, half streaming, each sending requests back to back until the kill.
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
     for t in threads:
         t.start()
-    assert enough.wait(timeout=120), "no request completed"
+    assert enough.wait(timeout=180), "too few requests completed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     for t in threads:
         t.join(timeout=60)
     with lock:
         done = list(completed)
-    assert 4 <= len(done)
+    assert 24 <= len(done)
 
-    # The store is readable as SQLite after the crash, and has every completed request.
+    # The store is sound SQLite after the crash, and has every request a client got a 200 for.
     con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     ids = {row[0] for row in con.execute("SELECT id FROM usage")}
     con.close()
     assert set(done) <= ids, f"lost: {set(done) - ids}"

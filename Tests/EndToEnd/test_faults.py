@@ -1,0 +1,121 @@
+"""Faults the server must survive: a usage store it cannot open (a start-up error, before the model loads),
+50 streaming clients that drop after their first chunk (every slot and KV block comes back, each request
+is recorded as aborted with the tokens computed so far), and SIGTERM with a request in flight (new
+connections refused, the request finishes within --drain-seconds, its record is written, exit 0).
+
+    TALLY_BIN=.build/debug/tally python3 -m pytest -q Tests/EndToEnd/test_faults.py
+"""
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+import urllib.request
+
+import openai
+import pytest
+
+from tally_e2e import BIN, MODEL, MODEL_NAME, start_server
+
+
+def metrics(base):
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        values = {}
+        for line in r.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+
+@pytest.mark.parametrize("setup,fragment", [
+    (lambda d: str(d / "file" / "usage.db"), "cannot create the folder"),
+    (lambda d: (d / "garbage.db").write_bytes(b"this is not a database" * 100) and str(d / "garbage.db"), "usage store"),
+])
+def test_a_store_that_cannot_be_opened_stops_the_start(tmp_path, setup, fragment):
+    (tmp_path / "file").write_text("a file where a folder should be")
+    db = setup(tmp_path)
+    p = subprocess.run([BIN, "serve", "--model", MODEL, "--port", "18097", "--db", db], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and fragment in p.stderr, p.stderr
+    assert "weights:" not in p.stderr and "serving" not in p.stderr  # refused before the model loaded
+
+
+def test_fifty_streaming_clients_that_drop_free_everything(tmp_path):
+    db = tmp_path / "usage.db"
+    base, proc = start_server("--db", str(db))
+    port = int(base.rsplit(":", 1)[1])
+    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 400, "stream": True, "ignore_eos": True}).encode()
+    request = (b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+               % (len(body), body))
+    first_chunks = []
+
+    def drop_after_first_chunk():
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.settimeout(60)
+            s.sendall(request)
+            received = b""
+            while b"data: " not in received:
+                received += s.recv(4096)
+            first_chunks.append(received)
+        # Closed here: the client is gone mid-stream.
+
+    try:
+        threads = [threading.Thread(target=drop_after_first_chunk) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert len(first_chunks) == 50
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            m = metrics(base)
+            if m["tally_requests_running"] == 0 and m["tally_requests_waiting"] == 0 and m["tally_kv_blocks_used"] == 0:
+                break
+            time.sleep(0.1)
+        assert (m["tally_requests_running"], m["tally_requests_waiting"], m["tally_kv_blocks_used"]) == (0, 0, 0), m
+        assert m["tally_usage_records_total"] == 50 and m["tally_usage_records_lost_total"] == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT finish_reason, prompt_tokens, generated_tokens FROM usage").fetchall()
+    con.close()
+    assert len(rows) == 50
+    # Aborted, not finished: each stopped well before 400 tokens, with what it had computed recorded.
+    assert all(reason == "aborted" and prompt > 0 and 1 <= generated < 400 for reason, prompt, generated in rows), rows
+
+
+def test_sigterm_drains_in_flight_requests_then_exits_0(tmp_path):
+    db = tmp_path / "usage.db"
+    base, proc = start_server("--db", str(db), "--drain-seconds", "60")
+    client = openai.OpenAI(base_url=base + "/v1", api_key="x", timeout=120, max_retries=0)
+    started, result = threading.Event(), {}
+
+    def long_request():
+        stream = client.completions.create(model=MODEL_NAME, prompt="Count:", max_tokens=300, temperature=0,
+                                           stream=True, extra_body={"ignore_eos": True})
+        text = ""
+        for chunk in stream:
+            started.set()
+            if chunk.choices:
+                text += chunk.choices[0].text
+                if chunk.choices[0].finish_reason:
+                    result["finish"], result["id"] = chunk.choices[0].finish_reason, chunk.id
+
+    t = threading.Thread(target=long_request)
+    t.start()
+    assert started.wait(timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(OSError):  # no longer accepting
+        urllib.request.urlopen(base + "/health", timeout=5)
+    t.join(timeout=120)
+    assert proc.wait(timeout=120) == 0
+    assert result.get("finish") == "length", result  # finished, not cut off
+    con = sqlite3.connect(db)
+    row = con.execute("SELECT finish_reason, generated_tokens FROM usage WHERE id = ?", (result["id"],)).fetchone()
+    stopped = con.execute("SELECT stopped FROM server_runs").fetchall()
+    con.close()
+    assert row == ("length", 300) and stopped == [(1,)]
