@@ -37,6 +37,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds in-flight requests may run after SIGTERM/SIGINT before they are cancelled (new ones are refused at once).")
     var drainSeconds = 30.0
     @Option(help: "Seconds between the run's heartbeats in the usage database (the bill of a crashed run ends at its last).") var heartbeatSeconds = 60
+    @Option(help: "A key GET /metrics requires ('Authorization: Bearer KEY'; KEY or sha256:HEX); default: open.") var metricsKey: String?
+    @Option(help: "Requests each API key may start per minute (429 with Retry-After beyond).") var rpm: Int?
+    @Option(help: "Tokens (prompt plus max_tokens) each API key may ask for per minute.") var tpm: Int?
     @Option(help: "Budget file: output-token caps and spend limits per API key (README, Budgets).") var budgets: String?
     @OptionGroup var pricingOptions: PricingOptions
 
@@ -50,6 +53,9 @@ struct Serve: AsyncParsableCommand {
         try check(maxQueue >= 0, "--max-queue \(maxQueue) must be at least 0")
         try check(idleTimeout > 0 && idleTimeout <= 86_400, "--idle-timeout \(idleTimeout) must be between 0 and 86400 seconds")
         try check(drainSeconds >= 0 && drainSeconds <= 3600, "--drain-seconds \(drainSeconds) must be between 0 and 3600")
+        _ = try parsedMetricsKey()
+        if let rpm { try check(rpm >= 1, "--rpm \(rpm) must be at least 1") }
+        if let tpm { try check(tpm >= 1, "--tpm \(tpm) must be at least 1") }
         try check(heartbeatSeconds >= 1, "--heartbeat-seconds \(heartbeatSeconds) must be at least 1")
         try check(kvMemory >= 1, "--kv-memory \(kvMemory) MiB must be at least 1")
         if let kvBlocks { try check(kvBlocks >= 1, "--kv-blocks \(kvBlocks) must be at least 1") }
@@ -113,6 +119,11 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    private func parsedMetricsKey() throws -> TenantKey? {
+        guard let metricsKey else { return nil }
+        do throws(MeteringError) { return try TenantKey.parse(line: metricsKey) } catch { throw CLIError("--metrics-key: \(error.reason)") }
+    }
+
     /// `--api-key` values then `--api-key-file` lines, each `KEY`, `NAME:KEY` or `NAME:sha256:HEX`.
     private func readAPIKeys() throws -> [TenantKey] {
         var text = apiKey.joined(separator: "\n")
@@ -144,6 +155,8 @@ struct Serve: AsyncParsableCommand {
         }
         config.modelAliases = alias
         config.sharedPrefixCache = sharedPrefixCache
+        config.metricsKey = try parsedMetricsKey()
+        config.rateLimits = RateLimits(requestsPerMinute: rpm, tokensPerMinute: tpm)
         config.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         config.shutdownGracePeriod = .milliseconds(Int64(drainSeconds * 1000))
         let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"

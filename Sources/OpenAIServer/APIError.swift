@@ -96,6 +96,13 @@ package struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         }
     }
 
+    /// A per-key rate limit (`--rpm`, `--tpm`) refused the request; Retry-After says when it would fit.
+    package static func rateLimited(_ message: String, retryAfterSeconds: Int?) -> APIError {
+        APIError(status: .tooManyRequests, message: message + (retryAfterSeconds.map { "; retry in \($0) s" } ?? ""),
+                 type: "rate_limit_error", code: "rate_limit_exceeded",
+                 headers: retryAfterSeconds.map { [.retryAfter: String($0)] } ?? [:])
+    }
+
     /// A budget refused the request (output-token cap or spend limit); the message says which and until when.
     package static func budgetExceeded(_ message: String) -> APIError {
         APIError(status: .tooManyRequests, message: message, type: "insufficient_quota", code: "budget_exceeded")

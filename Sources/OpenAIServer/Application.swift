@@ -48,7 +48,8 @@ package func buildRouter(
     let template = try config.chatTemplateOverride.map { try ChatTemplate.named($0) }
         ?? ChatTemplate.detect(tokenizer.chatTemplate).template
     let service = CompletionService(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName,
-                                    chatTemplate: template, metrics: metrics)
+                                    chatTemplate: template, metrics: metrics,
+                                    rateLimiter: RateLimiter(config.rateLimits, now: config.clockMicros))
 
     let router = Router(context: ServerRequestContext.self)
     router.add(middleware: ErrorMiddleware<ServerRequestContext>(maxBodyBytes: config.maxBodyBytes, metrics: metrics))
@@ -56,7 +57,8 @@ package func buildRouter(
         let ready = config.readiness.isReady
         return jsonResponse(.object([("status", .string(ready ? "ok" : "loading"))]), status: ready ? .ok : .serviceUnavailable)
     }
-    router.get("metrics") { _, _ -> Response in
+    let metricsAuth = AuthMiddleware(keys: config.metricsKey.map { [$0] } ?? [])
+    router.group("metrics").add(middleware: metricsAuth).get { _, _ -> Response in
         let metering = await config.meter?.snapshot()
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine.snapshot(), metering: metering))))

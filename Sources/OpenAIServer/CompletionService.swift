@@ -52,6 +52,7 @@ struct CompletionService: Sendable {
     let modelName: String
     let chatTemplate: ChatTemplate
     let metrics: ServerMetrics
+    let rateLimiter: RateLimiter
     /// When the server started: the `created` of the model object (a completion's is its request's time).
     let started = Int(Date().timeIntervalSince1970)
 
@@ -244,6 +245,11 @@ struct CompletionService: Sendable {
             case .allow(let cap):
                 if let cap { prepared.engineRequest.maxTokens = min(prepared.engineRequest.maxTokens, cap) }
             }
+        }
+        // Counted at admission, as OpenAI does: the prompt plus the most the request may generate.
+        let asked = prepared.engineRequest.promptTokens.count + prepared.engineRequest.maxTokens
+        if case .refuse(let message, let retryAfter) = rateLimiter.admit(tenant: tenant, tokens: asked) {
+            throw APIError.rateLimited(message, retryAfterSeconds: retryAfter)
         }
         prepared.engineRequest.cacheSalt = cacheSalt(tenant: tenant, requested: prepared.cacheSalt)
         let recorder = UsageRecorder(requestID: prepared.engineRequest.id, arrival: prepared.engineRequest.arrival,

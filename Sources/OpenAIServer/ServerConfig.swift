@@ -31,6 +31,13 @@ package struct ServerConfig: Sendable {
     /// Share prefix-cache blocks across tenants (`--shared-prefix-cache`). Off: with API keys, each tenant's
     /// blocks are salted with the tenant, so no tenant can time or count another's cached prompt.
     package var sharedPrefixCache = false
+    /// When set, GET /metrics needs `Authorization: Bearer` this key (`--metrics-key`): the figures show
+    /// load and spend an outsider should not read.
+    package var metricsKey: TenantKey?
+    /// Requests and tokens per minute per API key (`--rpm`, `--tpm`); unlimited by default.
+    package var rateLimits = RateLimits()
+    /// Microseconds on a monotonic clock, for rate-limit windows (tests move it by hand).
+    package var clockMicros: @Sendable () -> Int64 = { MonotonicClock().nowMicros() }
     /// Log-probabilities of at most this many alternatives per token (`logprobs`, `top_logprobs`).
     package var maxTopLogprobs = 20
 

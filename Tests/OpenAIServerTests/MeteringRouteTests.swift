@@ -9,6 +9,7 @@ import Hummingbird
 import HummingbirdTesting
 import Metering
 import OpenAIServer
+import Synchronization
 import Testing
 
 private let sentence = "The capital of France is Paris. It is a lovely city."
@@ -300,5 +301,56 @@ private struct FailingStore: UsageStore {
                 #expect(stored.map(\.label).sorted() == ["escalated", "resolved"])
                 #expect(stored.allSatisfy { $0.tenant == "support" })
             }
+    }
+}
+
+/// Per-key requests and tokens per minute, over a sliding window on a clock the test moves.
+@Suite struct RateLimitRouteTests {
+    final class Clock: Sendable {
+        let micros = Mutex<Int64>(1_000_000_000)
+        func advance(seconds: Int64) { micros.withLock { $0 += seconds * 1_000_000 } }
+    }
+
+    private func app(_ limits: RateLimits, clock: Clock) throws -> some ApplicationProtocol {
+        var config = ServerConfig()
+        config.apiKeys = ["a:ka", "b:kb"]
+        config.rateLimits = limits
+        config.clockMicros = { clock.micros.withLock { $0 } }
+        return try makeApp(try sentenceEngine(), config: config)
+    }
+
+    private func ask(_ client: some TestClientProtocol, _ key: String, maxTokens: Int = 10) async throws -> TestResponse {
+        try await client.post("/v1/completions", #"{"prompt": "hi", "max_tokens": \#(maxTokens)}"#, headers: [.authorization: "Bearer \(key)"])
+    }
+
+    @Test func requestsPerMinuteArePerKeyAndSlide() async throws {
+        let clock = Clock()
+        try await app(RateLimits(requestsPerMinute: 2), clock: clock).test(.router) { client in
+            #expect(try await ask(client, "ka").status == .ok)
+            clock.advance(seconds: 20)
+            #expect(try await ask(client, "ka").status == .ok)
+            let refused = try await ask(client, "ka")
+            #expect(refused.status == .tooManyRequests)
+            #expect(try refused.errorObject()["code"] as? String == "rate_limit_exceeded")
+            #expect(refused.headers[.retryAfter] == "40")  // the first request leaves the window in 40 s
+            #expect(try await ask(client, "kb").status == .ok, "another key has its own limit")
+            clock.advance(seconds: 41)
+            #expect(try await ask(client, "ka").status == .ok)
+        }
+    }
+
+    @Test func tokensPerMinuteCountThePromptAndMaxTokens() async throws {
+        let clock = Clock()
+        let prompt = try Fixture.promptTokens("hi").count
+        try await app(RateLimits(tokensPerMinute: 2 * (prompt + 10)), clock: clock).test(.router) { client in
+            #expect(try await ask(client, "ka").status == .ok)
+            clock.advance(seconds: 30)
+            #expect(try await ask(client, "ka").status == .ok)
+            let refused = try await ask(client, "ka")
+            #expect(refused.status == .tooManyRequests && refused.headers[.retryAfter] == "30")
+            let tooBig = try await ask(client, "kb", maxTokens: 1000)
+            #expect(tooBig.status == .tooManyRequests && tooBig.headers[.retryAfter] == nil)
+            #expect(try tooBig.errorObject()["message"] as? String ?? "" != "")
+        }
     }
 }

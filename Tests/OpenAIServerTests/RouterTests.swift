@@ -562,6 +562,18 @@ final class LockedBox<Value: Sendable>: Sendable {
         }
     }
 
+    @Test func metricsCanRequireAKey() async throws {
+        var config = ServerConfig()
+        config.metricsKey = try TenantKey.parse(line: "sha256:" + TenantKey(key: "scrape").digest.map { String(format: "%02x", $0) }.joined())
+        try await makeApp(try sentenceEngine(), config: config).test(.router) { client in
+            #expect(try await client.execute(uri: "/metrics", method: .get).status == .unauthorized)
+            #expect(try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer nope"]).status == .unauthorized)
+            let ok = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer scrape"])
+            #expect(ok.status == .ok && ok.text.contains("tally_requests_running"))
+            #expect(try await client.execute(uri: "/health", method: .get).status == .ok, "health stays open for probes")
+        }
+    }
+
     @Test func apiKeysAreRequiredWhenConfigured() async throws {
         var config = ServerConfig()
         let keys = ["sk-first", "sk-second"]
