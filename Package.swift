@@ -9,11 +9,17 @@ import PackageDescription
 let optimisedSwift: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
 let optimisedC: [CSetting] = [.unsafeFlags(["-O3"])]
 
+/// `TALLY_FUZZ=1` (bench/fuzz/run.sh, in its own scratch path) instruments the parsers of untrusted input
+/// for libFuzzer with AddressSanitizer and builds `tally-fuzz` as a fuzzer; otherwise nothing changes.
+let fuzzing = Context.environment["TALLY_FUZZ"] == "1"
+let fuzzed: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("FUZZING")] : []
+
 let package = Package(
     name: "tally",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tally", targets: ["CLI"]),
+        .executable(name: "tally-fuzz", targets: ["Fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,13 +33,13 @@ let package = Package(
     ],
     targets: [
         // Read (mmap) and write GGUF v3; tensor codecs; key strings and tensor names live here.
-        .target(name: "GGUF"),
+        .target(name: "GGUF", swiftSettings: fuzzed),
         // Q8_0 dot/GEMV/GEMM in C with AVX-512 VNNI, AVX2 and scalar versions chosen at run time.
         .target(name: "CKernels", cSettings: optimisedC),
         // Swift face of the kernels, f32 ops, the compute thread pool, scalar references.
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: optimisedSwift),
         // Byte-level BPE and SentencePiece BPE from GGUF metadata, streaming detokenizer, chat templates.
-        .target(name: "Tokenization", dependencies: ["GGUF"]),
+        .target(name: "Tokenization", dependencies: ["GGUF"], swiftSettings: fuzzed),
         // Model config, weights as views into the mmap, paged KV storage, the forward pass.
         .target(name: "ModelRuntime", dependencies: ["GGUF", "Kernels"], swiftSettings: optimisedSwift),
         // Logits -> token.
@@ -54,7 +60,10 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        ], swiftSettings: fuzzed),
+        // libFuzzer entry points over the parsers of untrusted input (bench/fuzz/run.sh); a replayer otherwise.
+        .executableTarget(name: "Fuzz", dependencies: ["GGUF", "Tokenization", "OpenAIServer"], swiftSettings: fuzzed,
+                          linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []),
         // Workloads, load generator, results.
         .target(name: "BenchKit", dependencies: [
             "Engine", "Tokenization", "Metering", "GGUF", "ModelRuntime", "Sampling",

@@ -40,6 +40,14 @@ enum ReferenceChecks {
     @Test func metadataFacts() throws { ReferenceChecks.metadataFacts(try TokenizerFixtures.fixtureTokenizer()) }
     @Test func chatPromptIs37Tokens() throws { ReferenceChecks.chatPrompt(try TokenizerFixtures.fixtureTokenizer()) }
 
+    /// Found by the tokenize fuzz target: SmolLM2's vocabulary has no token for byte 0x14. Such a byte is
+    /// dropped, as llama.cpp's BPE session drops it (no byte token: skipped), and the rest is kept.
+    @Test func aByteWithoutATokenIsDroppedAsLlamaCppDrops() throws {
+        let tokenizer = try TokenizerFixtures.fixtureTokenizer()
+        #expect(tokenizer.encode("\u{14}x", parseSpecial: false) == tokenizer.encode("x", parseSpecial: false))
+        #expect(tokenizer.decode(tokenizer.encode("a\u{14}b\u{1}", parseSpecial: false)) == "ab\u{1}")
+    }
+
     @Test func withoutSpecialParsingControlTextIsPlainText() throws {
         let tokenizer = try TokenizerFixtures.fixtureTokenizer()
         let ids = tokenizer.encode("<|im_start|>user", parseSpecial: false)
