@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
     var sharedPrefixCache = false
     @Option(help: "Usage database (SQLite; default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
     @Flag(help: "Do not record usage or price requests (no usage.cost, no budgets).") var noMetering = false
+    @Flag(help: "Answer 503 instead of serving while usage records cannot be written (one request a second probes the store).")
+    var requireMetering = false
     @Option(help: "This machine's name in reports (replicas; default: the host name).") var replica: String?
     @Option(help: "Seconds a connection may stay idle (no request in progress, or headers trickling in) before it is closed.")
     var idleTimeout = 60.0
@@ -52,6 +54,7 @@ struct Serve: AsyncParsableCommand {
         try check(maxBatchTokens >= 1, "--max-batch-tokens \(maxBatchTokens) must be at least 1")
         try check(maxQueue >= 0, "--max-queue \(maxQueue) must be at least 0")
         try check(idleTimeout > 0 && idleTimeout <= 86_400, "--idle-timeout \(idleTimeout) must be between 0 and 86400 seconds")
+        try check(!(requireMetering && noMetering), "--require-metering and --no-metering contradict each other; pick one")
         try check(drainSeconds >= 0 && drainSeconds <= 3600, "--drain-seconds \(drainSeconds) must be between 0 and 3600")
         _ = try parsedMetricsKey()
         if let rpm { try check(rpm >= 1, "--rpm \(rpm) must be at least 1") }
@@ -155,6 +158,7 @@ struct Serve: AsyncParsableCommand {
         }
         config.modelAliases = alias
         config.sharedPrefixCache = sharedPrefixCache
+        config.requireMetering = requireMetering
         config.metricsKey = try parsedMetricsKey()
         config.rateLimits = RateLimits(requestsPerMinute: rpm, tokensPerMinute: tpm)
         config.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))

@@ -46,6 +46,12 @@ package actor Meter {
     /// Tenant -> period -> (period start, totals since then), for tenants with spend limits.
     private var spend: [String: [SpendPeriod: (start: Int64, totals: UsageTotals)]] = [:]
     private var pendingWrites = 0
+    /// The last write failed and none has succeeded since: `--require-metering` refuses work meanwhile.
+    private var storeFailing = false
+    /// When the store last failed, or a request was last let through as a probe of it.
+    private var lastProbeMicros: Int64 = 0
+    /// How often a failing store is probed by letting one request through (its write is the probe).
+    package static let probeIntervalMicros: Int64 = 1_000_000
 
     package init(store: any UsageStore, pricing: Pricing = Pricing(), budgets: BudgetPolicy = .unlimited,
                  nowMicros: @escaping @Sendable () -> Int64 = { UTC.micros(Date()) },
@@ -61,6 +67,16 @@ package actor Meter {
     package nonisolated var now: Int64 { nowMicros() }
 
     // MARK: Before
+
+    /// With `--require-metering`: whether a request may be served, i.e. records are being written. While the
+    /// store is failing, one request a second goes through as a probe; the rest get 503.
+    package func storeAcceptsWork() -> Bool {
+        guard storeFailing else { return true }
+        let time = nowMicros()
+        guard time - lastProbeMicros >= Self.probeIntervalMicros else { return false }
+        lastProbeMicros = time
+        return true
+    }
 
     /// Allow or refuse a request of `tenant` (an API key fingerprint; nil without keys) before it runs.
     package func admit(tenant: String?, requestedMaxOutputTokens: Int?) async -> BudgetDecision {
@@ -114,8 +130,11 @@ package actor Meter {
         do {
             try await store.append(record)
             totals.recorded += 1
+            storeFailing = false
         } catch {
             totals.lost += 1
+            storeFailing = true
+            lastProbeMicros = nowMicros()
             log("usage record \(record.id) lost (\(totals.lost) so far): \(error)")
         }
         let cost = CostModel.cost(of: record, machine: pricing.machine, gpu: pricing.gpu, prices: pricing.prices)

@@ -108,6 +108,11 @@ package struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         APIError(status: .tooManyRequests, message: message, type: "insufficient_quota", code: "budget_exceeded")
     }
 
+    /// `--require-metering` and the usage store is failing: no unmetered work.
+    package static let meteringUnavailable = APIError(
+        status: .serviceUnavailable, message: "usage records cannot be written right now and this server does not serve unmetered; retry shortly",
+        type: "server_error", code: "metering_unavailable", headers: [.retryAfter: "1"])
+
     /// The usage store failed a read or write a route needs (outcomes); the request can be retried.
     package static func storeUnavailable(_ error: any Error) -> APIError {
         APIError(status: .serviceUnavailable, message: "the usage store failed: \(error); retry later", type: "server_error",

@@ -238,6 +238,7 @@ struct CompletionService: Sendable {
                                    param: Self.sessionHeader.rawName, code: "invalid_header")
         }
         let meter = config.meter
+        if let meter, config.requireMetering, await !meter.storeAcceptsWork() { throw APIError.meteringUnavailable }
         if let meter {
             switch await meter.admit(tenant: tenant, requestedMaxOutputTokens: prepared.requestedMaxTokens) {
             case .reject(let message):

@@ -44,6 +44,8 @@ package struct ServerConfig: Sendable {
     // MARK: Metering (issue 7)
     /// Budgets before, a durable usage record and its `cost` after every request; nil: no metering.
     package var meter: Meter?
+    /// Answer 503 rather than serve while usage records cannot be written (`--require-metering`).
+    package var requireMetering = false
     /// What the served model is for the GPU-equivalent cost (stored in each record).
     package var modelShape: ModelShape = .unknown
 

@@ -211,6 +211,27 @@ private func sentenceEngine(cached: Int = 0, delay: Duration? = nil) throws -> F
     }
 }
 
+@Suite struct RequireMeteringTests {
+    @Test func aFailingStoreMeans503WhenMeteringIsRequired() async throws {
+        for required in [false, true] {
+            var config = meteredConfig(store: FailingStore(), keys: [])
+            config.requireMetering = required
+            try await makeApp(try sentenceEngine(), config: config).test(.router) { client in
+                // The first write fails (the response still goes out: nothing told the server yet).
+                #expect(try await client.post("/v1/completions", #"{"prompt": "hi"}"#).status == .ok)
+                let second = try await client.post("/v1/completions", #"{"prompt": "hi"}"#)
+                if required {
+                    #expect(second.status == .serviceUnavailable)
+                    #expect(try second.errorObject()["code"] as? String == "metering_unavailable")
+                    #expect(second.headers[.retryAfter] == "1")
+                } else {
+                    #expect(second.status == .ok, "without the flag it serves on, counting the loss")
+                }
+            }
+        }
+    }
+}
+
 /// A store whose disk is full.
 private struct FailingStore: UsageStore {
     struct Full: Error {}
