@@ -42,7 +42,7 @@ let package = Package(
         // Byte-level BPE and SentencePiece BPE from GGUF metadata, streaming detokenizer, chat templates.
         .target(name: "Tokenization", dependencies: ["GGUF"], swiftSettings: fuzzed),
         // Model config, weights as views into the mmap, paged KV storage, the forward pass.
-        .target(name: "ModelRuntime", dependencies: ["GGUF", "Kernels"], swiftSettings: optimisedSwift),
+        .target(name: "ModelRuntime", dependencies: ["GGUF", "Kernels"], swiftSettings: optimisedSwift + fuzzed),
         // Logits -> token.
         .target(name: "Sampling"),
         // Requests, scheduler, block pool, prefix cache, engine loop. Token ids only.
@@ -64,7 +64,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: fuzzed),
         // libFuzzer entry points over the parsers of untrusted input (bench/fuzz/run.sh); a replayer otherwise.
-        .executableTarget(name: "Fuzz", dependencies: ["GGUF", "Tokenization", "OpenAIServer"], swiftSettings: fuzzed,
+        .executableTarget(name: "Fuzz", dependencies: ["GGUF", "ModelRuntime", "Tokenization", "OpenAIServer"], swiftSettings: fuzzed,
                           linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []),
         // Workloads, load generator, results.
         .target(name: "BenchKit", dependencies: [

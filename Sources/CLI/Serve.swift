@@ -26,6 +26,8 @@ struct Serve: AsyncParsableCommand {
     var apiKeyFile: String?
     @Option(help: "Another name clients may give as `model` for this model (repeatable); any other name gets 404.") var alias: [String] = []
     @Option(help: "Chat template name to use instead of the one the model declares.") var chatTemplate: String?
+    @Flag(help: "Check every checksum of the packed weights file beside the model at load (by default 1 chunk in 16; a mismatch rewrites the file).")
+    var verify = false
     @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
     @Flag(help: "Share prefix-cache blocks across API keys (by default each tenant's cache is its own, so no tenant can detect another's prompts).")
     var sharedPrefixCache = false
@@ -36,6 +38,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "This machine's name in reports (replicas; default: the host name).") var replica: String?
     @Option(help: "Seconds a connection may stay idle (no request in progress, or headers trickling in) before it is closed.")
     var idleTimeout = 60.0
+    @Option(help: "Seconds a response may wait for a client that stopped reading before its connection is closed and its request aborted.")
+    var writeTimeout = 30.0
+    @Option(help: "Bytes of kernel send buffer per connection (SO_SNDBUF; default: the kernel's autotuning, up to 4 MiB).")
+    var socketSendBuffer: Int?
     @Option(help: "Seconds in-flight requests may run after SIGTERM/SIGINT before they are cancelled (new ones are refused at once).")
     var drainSeconds = 30.0
     @Option(help: "Seconds between the run's heartbeats in the usage database (the bill of a crashed run ends at its last).") var heartbeatSeconds = 60
@@ -54,6 +60,8 @@ struct Serve: AsyncParsableCommand {
         try check(maxBatchTokens >= 1, "--max-batch-tokens \(maxBatchTokens) must be at least 1")
         try check(maxQueue >= 0, "--max-queue \(maxQueue) must be at least 0")
         try check(idleTimeout > 0 && idleTimeout <= 86_400, "--idle-timeout \(idleTimeout) must be between 0 and 86400 seconds")
+        try check(writeTimeout > 0 && writeTimeout <= 86_400, "--write-timeout \(writeTimeout) must be between 0 and 86400 seconds")
+        try check(socketSendBuffer.map { $0 >= 1024 && $0 <= 1 << 30 } ?? true, "--socket-send-buffer must be between 1024 and 1073741824 bytes")
         try check(!(requireMetering && noMetering), "--require-metering and --no-metering contradict each other; pick one")
         try check(drainSeconds >= 0 && drainSeconds <= 3600, "--drain-seconds \(drainSeconds) must be between 0 and 3600")
         _ = try parsedMetricsKey()
@@ -96,7 +104,7 @@ struct Serve: AsyncParsableCommand {
 
     private func load(apiKeys: [TenantKey], pricing: Meter.Pricing?, policy: BudgetPolicy, store: SQLiteUsageStore?) async throws {
         let path = try model ?? Pull.defaultModelPulledIfMissing()
-        let llama = try LlamaModel(path: path, threads: threads)
+        let llama = try LlamaModel(path: path, threads: threads, verify: verify)
         printError("weights: \(llama.weights.source)")
         let tokenizer = try Tokenizer(metadata: llama.file.metadata)
 
@@ -162,6 +170,8 @@ struct Serve: AsyncParsableCommand {
         config.metricsKey = try parsedMetricsKey()
         config.rateLimits = RateLimits(requestsPerMinute: rpm, tokensPerMinute: tpm)
         config.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        config.writeTimeout = .milliseconds(Int64(writeTimeout * 1000))
+        config.socketSendBuffer = socketSendBuffer
         config.shutdownGracePeriod = .milliseconds(Int64(drainSeconds * 1000))
         let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"
         let listening = Readiness(false)

@@ -5,11 +5,13 @@
 
 import Foundation
 import GGUF
+import ModelRuntime
 import OpenAIServer
 import Tokenization
 
 enum FuzzTarget: String, CaseIterable {
-    /// GGUF header, metadata and tensor infos: `GGUFFile(path:)` over the bytes as a file.
+    /// GGUF header, metadata and tensor infos: `GGUFFile(path:)` over the bytes as a file, then the packed
+    /// weights file's checksum check over what it accepted.
     case gguf
     /// Every wire-request decoder with its validation: completions, chat, outcomes.
     case wire
@@ -38,6 +40,8 @@ enum FuzzTarget: String, CaseIterable {
             if let file = try? GGUFFile(path: Self.scratch) {
                 // What was accepted must be readable to the end.
                 for tensor in file.tensors { _ = tensor.name.utf8.count + tensor.dimensions.reduce(1, &*) }
+                // The packed-weights file check reads every tensor's data against the stored checksums.
+                _ = PackedWeightsFile.checksumsMatch(file, full: true)
             }
         case .wire:
             _ = try? decodeRequest(CompletionRequest.self, from: bytes)

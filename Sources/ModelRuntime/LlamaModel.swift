@@ -25,9 +25,11 @@ package final class LlamaModel: @unchecked Sendable {
     }
 
     /// Loads the model at `path`. With the VNNI kernels its packed matrices are mapped from the packed
-    /// file beside it (WeightPacking.filePath), written on the first load.
-    package convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount, packing: WeightPacking? = nil) throws {
-        let packing = packing ?? (Self.packs ? .file(WeightPacking.filePath(forModel: path)) : .unpacked)
+    /// file beside it (WeightPacking.filePath), written on the first load; `verify` checks all of that
+    /// file's checksums rather than a sample.
+    package convenience init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount, packing: WeightPacking? = nil,
+                             verify: Bool = false) throws {
+        let packing = packing ?? (Self.packs ? .file(WeightPacking.filePath(forModel: path), fullCheck: verify) : .unpacked)
         // Pre-fault the GGUF's pages only when its matrices are read in place: with a packed file, most of
         // them are never touched and both copies would be resident at once.
         var populate = true

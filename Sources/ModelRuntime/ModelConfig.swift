@@ -60,11 +60,27 @@ package struct ModelConfig: Sendable, Equatable {
         try validate()
     }
 
+    /// Upper bounds far above any small model (Llama 3.1 405B: 16,384 wide, 126 layers, 128k context;
+    /// Gemma 3: 262k vocabulary): a file asking for more is refused by name before anything is sized from
+    /// it (the attention scratch, the RoPE tables and the logits are sized from these values).
+    static let limits = (embeddingLength: 1 << 16, layerCount: 1 << 10, headCount: 1 << 10, feedForwardLength: 1 << 18,
+                         contextLength: 1 << 21, vocabSize: 1 << 22)
+
     func validate() throws {
         let a = architecture
         func check(_ ok: Bool, _ key: String, _ value: Int, _ reason: String) throws {
             if !ok { throw RuntimeError.badHyperParameter(key: key, value: "\(value)", reason: reason) }
         }
+        func bound(_ value: Int, _ limit: Int, _ key: String) throws {
+            try check(value <= limit, key, value, "above tally's limit of \(limit), refused before any allocation")
+        }
+        let l = Self.limits
+        try bound(embeddingLength, l.embeddingLength, GGUFKey.embeddingLength(a))
+        try bound(layerCount, l.layerCount, GGUFKey.blockCount(a))
+        try bound(headCount, l.headCount, GGUFKey.headCount(a))
+        try bound(feedForwardLength, l.feedForwardLength, GGUFKey.feedForwardLength(a))
+        try bound(contextLength, l.contextLength, GGUFKey.contextLength(a))
+        try bound(vocabSize, l.vocabSize, GGUFKey.vocabSize(a))
         try check(embeddingLength > 0 && embeddingLength % 32 == 0, GGUFKey.embeddingLength(a), embeddingLength, "must be a positive multiple of 32")
         try check(layerCount > 0, GGUFKey.blockCount(a), layerCount, "must be positive")
         try check(kvHeadCount > 0 && headCount % kvHeadCount == 0, GGUFKey.kvHeadCount(a), kvHeadCount, "must divide the head count \(headCount)")

@@ -159,8 +159,8 @@ package struct ModelWeights: Sendable {
 
         var source = WeightSource.gguf
         let toPack = (layers.flatMap(\.matrices) + [output]).filter(PackedWeightsFile.packable)
-        if case .file(let path) = packing, !toPack.isEmpty,
-           let (packedFile, written) = PackedWeightsFile.open(path: path, source: file, matrices: toPack) {
+        if case .file(let path, let fullCheck) = packing, !toPack.isEmpty,
+           let (packedFile, written) = PackedWeightsFile.open(path: path, source: file, matrices: toPack, fullCheck: fullCheck) {
             storage.file = packedFile
             layers = layers.map { $0.mapMatrices(storage.view) }
             output = storage.view(output)

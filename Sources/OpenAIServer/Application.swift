@@ -33,7 +33,8 @@ package func buildApplication(
 ) throws -> some ApplicationProtocol {
     let router = try buildRouter(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName, metrics: metrics)
     let http1 = HTTP1Channel.Configuration(
-        additionalChannelHandlers: [ParserErrorHandler()],
+        additionalChannelHandlers: [ParserErrorHandler(), WriteTimeoutHandler(timeout: .nanoseconds(Int64(config.writeTimeout.inSeconds * 1e9)),
+                                                                         sendBufferBytes: config.socketSendBuffer)],
         idleTimeout: .nanoseconds(Int64(config.idleTimeout.inSeconds * 1e9)),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: config.maxHeaderBytes, maxHeaderListSize: config.maxHeaderBytes,
                                         maxHeaderFieldCount: 100))

@@ -18,6 +18,11 @@ package struct ServerConfig: Sendable {
     /// A connection with no request in progress for this long is closed (`--idle-timeout`), so idle
     /// connections and headers that trickle in (slowloris) do not hold the server's sockets forever.
     package var idleTimeout: Duration = .seconds(60)
+    /// A response that cannot be written for this long (the client stopped reading) closes its connection
+    /// and aborts its request (`--write-timeout`).
+    package var writeTimeout: Duration = .seconds(30)
+    /// SO_SNDBUF of each connection (`--socket-send-buffer`); nil keeps the kernel's autotuning.
+    package var socketSendBuffer: Int?
     /// A chat template name (`ChatTemplate.names`) used instead of the model's `tokenizer.chat_template`.
     package var chatTemplateOverride: String?
     /// Whether the model is loaded: /health answers 503 and generation routes refuse until it is.

@@ -61,6 +61,9 @@ struct MergeTable: Sendable {
         let mask: Int
 
         @inline(__always) func find(_ left: TokenID, _ right: TokenID) -> UInt64? {
+            // A byte without a token (-1) never merges; the pair (-1, -1) would also pack to the
+            // empty-slot key and "find" rank 0, result 0: two such bytes became <|endoftext|> (fuzzing).
+            guard left >= 0, right >= 0 else { return nil }
             let key = MergeTable.key(left, right)
             var slot = MergeTable.slot(key) & mask
             while true {

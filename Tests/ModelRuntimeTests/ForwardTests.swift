@@ -203,6 +203,19 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         #expect(key == GGUFKey.kvHeadCount("llama"))
     }
 
+    /// A file asking for absurd sizes (a 2^31-position context would trap converting the attention
+    /// scratch's size to 32 bits) is refused by name before anything is allocated from it.
+    @Test(arguments: [(GGUFKey.contextLength("llama"), 1 << 31), (GGUFKey.embeddingLength("llama"), 1 << 30),
+                      (GGUFKey.feedForwardLength("llama"), 1 << 31), (GGUFKey.blockCount("llama"), 1 << 20)])
+    func absurdSizesAreRefusedByName(key: String, value: Int) throws {
+        let (dir, path) = try rewrite { metadata, _ in metadata.set(key, .uint32(UInt32(value))) }
+        _ = dir
+        let error = loadError(path)
+        guard case .badHyperParameter(let named, "\(value)", let reason)? = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(named == key)
+        #expect(reason.contains("refused before any allocation"))
+    }
+
     @Test func anotherArchitectureIsRefused() throws {
         let (dir, path) = try rewrite { metadata, _ in metadata.set(GGUFKey.architecture, .string("mamba")) }
         _ = dir
@@ -315,6 +328,40 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         let afterDamage = try LlamaModel(path: path, threads: 1, packing: .file(packed))
         #expect(afterDamage.weights.source == .packedFile(path: packed, written: true))
         #expect(try logits(afterDamage) == expected)
+    }
+
+    /// A flipped byte in the packed data (bit-rot, tampering) is caught by its chunk's checksum and the file
+    /// rewritten, so outputs never change: in a sampled chunk on every load, in any chunk with a full check.
+    @Test func aFlippedByteIsCaughtByItsChecksum() throws {
+        let (dir, path) = try copyOfTinyModel()
+        _ = dir
+        let packed = WeightPacking.filePath(forModel: path)
+        let expected = try logits(LlamaModel(path: path, threads: 1, packing: .file(packed)))
+        let file = try GGUFFile(path: packed)
+        var chunkStarts: [Int] = []  // data offset of each checksummed chunk, in checksum order
+        for t in file.tensors { chunkStarts += stride(from: t.offset, to: t.offset + t.byteCount, by: PackedWeightsFile.checksumChunk) }
+        try #require(chunkStarts.count >= 2, "the test needs a chunk that a load does not sample")
+        #expect(PackedWeightsFile.checksumsMatch(file, full: true))
+        func flip(atDataOffset offset: Int) throws {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: packed))
+            defer { try? handle.close() }
+            try handle.seek(toOffset: UInt64(file.dataOffset + offset))
+            let byte = try handle.read(upToCount: 1)!
+            try handle.seek(toOffset: UInt64(file.dataOffset + offset))
+            try handle.write(contentsOf: [byte[0] ^ 0x10])
+        }
+        // Chunk 0 is sampled: an ordinary load finds the flip and rewrites the file.
+        try flip(atDataOffset: chunkStarts[0] + 100)
+        let sampled = try LlamaModel(path: path, threads: 1, packing: .file(packed))
+        #expect(sampled.weights.source == .packedFile(path: packed, written: true))
+        #expect(try logits(sampled) == expected)
+        // Chunk 1 is not sampled: only the full check (`tally serve --verify`) finds it.
+        try flip(atDataOffset: chunkStarts[1] + 10)
+        #expect(try LlamaModel(path: path, threads: 1, packing: .file(packed)).weights.source == .packedFile(path: packed, written: false))
+        let full = try LlamaModel(path: path, threads: 1, packing: .file(packed, fullCheck: true))
+        #expect(full.weights.source == .packedFile(path: packed, written: true))
+        #expect(try logits(full) == expected)
+        #expect(PackedWeightsFile.checksumsMatch(try GGUFFile(path: packed), full: true))
     }
 
     @Test func anUnwritablePlaceFallsBackToMemory() throws {

@@ -48,6 +48,18 @@ enum ReferenceChecks {
         #expect(tokenizer.decode(tokenizer.encode("a\u{14}b\u{1}", parseSpecial: false)) == "ab\u{1}")
     }
 
+    /// Found by fuzzing: two adjacent bytes without a token packed to the merge table's empty-slot key
+    /// and merged into token 0, so "\u{13}\u{13}" in a prompt became <|endoftext|>.
+    @Test func twoBytesWithoutATokenNeverMergeIntoAToken() throws {
+        let tokenizer = try TokenizerFixtures.fixtureTokenizer()
+        for text in ["\u{13}\u{13}", "\u{FFFD}" + String(repeating: "\u{13}", count: 26) + "\u{FFFD}", "a\u{14}\u{14}\u{13}b"] {
+            // The bytes are dropped (they still separate their neighbours, as in llama.cpp), never merged.
+            let ids = tokenizer.encode(text, parseSpecial: false)
+            #expect(!ids.contains(0))
+            #expect(tokenizer.decode(ids) == text.filter { $0 != "\u{13}" && $0 != "\u{14}" })
+        }
+    }
+
     @Test func withoutSpecialParsingControlTextIsPlainText() throws {
         let tokenizer = try TokenizerFixtures.fixtureTokenizer()
         let ids = tokenizer.encode("<|im_start|>user", parseSpecial: false)
