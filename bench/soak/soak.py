@@ -6,7 +6,8 @@ resident memory and request latency every minute.
 Workload, per request chosen at random (seeded): short or long prompt, streaming or not, and one in ten
 streaming requests dropped by its client after the first chunk. Prints a line per minute (RSS MiB,
 requests, p50 and p99 latency, errors) and a summary: RSS drift after the first minute (goal <= 5 %),
-errors (goal 0), and stuck requests (running + waiting 10 s after the load stops; goal 0).
+errors (goal 0), stuck requests (running + waiting 10 s after the load stops; goal 0), and usage records
+missing for responses received whole with status 200 (matched by id in the usage database; goal 0).
 """
 import argparse
 import json
@@ -16,7 +17,9 @@ import signal
 import socket
 import statistics
 import subprocess
+import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -59,12 +62,15 @@ def one_request(base, rng):
     with urllib.request.urlopen(request, timeout=120) as r:
         if drop:
             r.readline()  # the first event, then the client goes away
-            return
+            return None
         data = r.read()
     if not stream:
-        json.loads(data)["choices"][0]["text"]
-    elif not data.rstrip().endswith(b"data: [DONE]"):
+        response = json.loads(data)
+        response["choices"][0]["text"]
+        return response["id"]
+    if not data.rstrip().endswith(b"data: [DONE]"):
         raise RuntimeError("stream did not end with [DONE]")
+    return json.loads(data.split(b"\n\n")[0][len(b"data: "):])["id"]
 
 
 def main():
@@ -78,7 +84,8 @@ def main():
     assert 0 < args.minutes <= 120, "bounded: at most 120 minutes"
 
     port = free_port()
-    server = subprocess.Popen([args.tally, "serve", "--model", args.model, "--port", str(port), "--no-metering"],
+    db = os.path.join(tempfile.mkdtemp(prefix="tally-soak-"), "usage.db")
+    server = subprocess.Popen([args.tally, "serve", "--model", args.model, "--port", str(port), "--db", db],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -88,16 +95,18 @@ def main():
         except OSError:
             time.sleep(0.1)
     stop = time.time() + args.minutes * 60
-    latencies, errors, lock = [], [], threading.Lock()
+    latencies, errors, ids, lock = [], [], [], threading.Lock()
 
     def client(i):
         rng = random.Random(args.seed * 1000 + i)
         while time.time() < stop:
             start = time.time()
             try:
-                one_request(base, rng)
+                completed = one_request(base, rng)
                 with lock:
                     latencies.append(time.time() - start)
+                    if completed:
+                        ids.append(completed)
             except Exception as e:  # counted, never fatal
                 with lock:
                     errors.append(repr(e))
@@ -123,15 +132,22 @@ def main():
             t.join(timeout=180)
         time.sleep(10)
         stuck = metric(base, "tally_requests_running") + metric(base, "tally_requests_waiting")
+        lost = metric(base, "tally_usage_records_lost_total")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+    con = sqlite3.connect(db)
+    stored = {row[0] for row in con.execute("SELECT id FROM usage")}
+    records = len(stored)
+    con.close()
+    missing = len(set(ids) - stored)
     drift = (samples[-1] - samples[0]) / samples[0] * 100 if len(samples) >= 2 else 0.0
     print(f"summary: {args.minutes:g} min, {args.clients} clients; RSS {samples[0]:.1f} -> {samples[-1]:.1f} MiB after the first "
-          f"minute (drift {drift:+.1f} %, goal <= 5 %); errors {len(errors)} (goal 0); stuck requests {stuck:.0f} (goal 0)")
+          f"minute (drift {drift:+.1f} %, goal <= 5 %); errors {len(errors)} (goal 0); stuck requests {stuck:.0f} (goal 0); "
+          f"{len(ids)} whole 200 responses, {records} usage records, {missing} missing, {lost:.0f} lost (goal 0)")
     for e in errors[:5]:
         print("error:", e)
-    sys.exit(0 if not errors and stuck == 0 else 1)
+    sys.exit(0 if not errors and stuck == 0 and missing == 0 else 1)
 
 
 if __name__ == "__main__":
