@@ -59,7 +59,7 @@ package enum GGUFError: Error, Equatable, CustomStringConvertible {
             return "tensor '\(tensor)' has row length \(rowLength), not a multiple of \(type)'s block of \(blockSize); the file is corrupt"
         case .unsupportedTensorType(let tensor, let raw, let typeName):
             let name = typeName.map { "\($0) (\(raw))" } ?? "unknown type \(raw)"
-            return "tensor '\(tensor)' has type \(name), which tally does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1); convert the model to one of these, e.g. with `tally quantize` from an F16 file"
+            return "tensor '\(tensor)' has type \(name), which tally does not read (\(GGMLType.allCases.map(\.name).joined(separator: ", "))); download the model in one of these types (Q8_0 serves best), or convert an F16 file with `tally quantize`"
         case .misalignedTensor(let tensor, let offset, let alignment):
             return "tensor '\(tensor)' data offset \(offset) is not a multiple of the alignment \(alignment); the file is corrupt"
         case .tensorOutOfBounds(let tensor, let offset, let byteCount, let dataSize):

@@ -1,5 +1,5 @@
 // Q8_0 quantization and dequantization of every readable type, bit for bit against vectors that
-// gguf-py produced (Fixtures/make_codec_vectors.py regenerates them).
+// gguf-py produced (Fixtures/make_codec_vectors.py regenerates them), and ggml's block sizes.
 
 import Foundation
 import GGUF
@@ -46,13 +46,41 @@ func hexBytes(_ hex: String) -> [UInt8] {
 
     @Test func dequantizationMatchesGGUFPyForEveryReadableType() throws {
         let vectors = try CodecVectors.load()
-        #expect(Set(vectors.dequantize.map(\.type)) == ["Q4_0", "Q4_1", "Q8_0", "F16", "BF16"])
-        for c in vectors.dequantize {
+        // Every type but F32 (whose dequantization is the identity, tested below) has vectors.
+        #expect(Set(vectors.dequantize.map(\.type)) == Set(GGMLType.allCases.filter { $0 != .f32 }.map(\.name)))
+        for (i, c) in vectors.dequantize.enumerated() {
             let type = try #require(GGMLType(name: c.type))
             let bytes = hexBytes(c.bytes)
+            #expect(c.f32.count % type.blockSize == 0 && bytes.count == type.byteCount(elements: c.f32.count), "case \(i) \(c.type)")
             let ours = bytes.withUnsafeBytes { type.dequantize($0, count: c.f32.count) }
-            #expect(ours.map(\.bitPattern) == c.f32, "type \(c.type)")
+            let first = zip(ours.map(\.bitPattern), c.f32).enumerated().first { $1.0 != $1.1 }
+            #expect(ours.map(\.bitPattern) == c.f32, "case \(i) \(c.type): first differing element \(first.map { "\($0.offset): \(Float(bitPattern: $0.element.0)) vs \(Float(bitPattern: $0.element.1))" } ?? "none")")
         }
+    }
+
+    @Test func newTypesHaveSeveralBlocksOfVectors() throws {
+        let vectors = try CodecVectors.load()
+        for type in [GGMLType.q5_0, .q5_1, .iq4_nl, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k] {
+            let elements = vectors.dequantize.filter { $0.type == type.name }.reduce(0) { $0 + $1.f32.count }
+            #expect(elements / type.blockSize >= 6, "\(type.name): \(elements / type.blockSize) blocks")
+        }
+    }
+
+    /// ggml's ggml_type_size and ggml_blck_size (gguf-py's GGML_QUANT_SIZES), raw value -> (elements, bytes).
+    @Test func blockSizesAreGGMLs() {
+        let ggml: [UInt32: (Int, Int)] = [
+            0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 10: (256, 84),
+            11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 20: (32, 18), 30: (1, 2),
+        ]
+        #expect(Set(GGMLType.allCases.map(\.rawValue)) == Set(ggml.keys))
+        for type in GGMLType.allCases {
+            let (size, bytes) = ggml[type.rawValue]!
+            #expect(type.blockSize == size && type.blockBytes == bytes, "\(type.name)")
+            #expect(type.byteCount(elements: 3 * size) == 3 * bytes, "\(type.name)")
+            #expect(GGMLType(name: type.name.lowercased()) == type && GGMLType.knownName(raw: type.rawValue) == type.name)
+        }
+        #expect(GGMLType.knownName(raw: 15) == "Q8_K" && GGMLType.knownName(raw: 23) == "IQ4_XS")
+        #expect(GGMLType.knownName(raw: 999) == nil)
     }
 
     @Test func f32DequantizeIsIdentity() {

@@ -181,9 +181,9 @@ import TestSupport
     }
 
     @Test func unknownTensorTypes() throws {
-        let k = try error(of: validFile(tensorType: 12), "q4k")
-        #expect(k == .unsupportedTensorType(tensor: "w", raw: 12, typeName: "Q4_K"))
-        #expect(k.description.contains("Q4_K"))
+        let k = try error(of: validFile(tensorType: 23), "iq4xs")
+        #expect(k == .unsupportedTensorType(tensor: "w", raw: 23, typeName: "IQ4_XS"))
+        #expect(k.description.contains("IQ4_XS"))
         #expect(try error(of: validFile(tensorType: 999), "t999") == .unsupportedTensorType(tensor: "w", raw: 999, typeName: nil))
     }
 

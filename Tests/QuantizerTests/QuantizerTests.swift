@@ -26,6 +26,15 @@ import TestSupport
             GGUFTensorPlan(name: TensorName.attentionKey(0), type: .f32, dimensions: [32, 3]),
             GGUFTensorPlan(name: TensorName.outputNorm, type: .f32, dimensions: [64]),
             GGUFTensorPlan(name: "odd.weight", type: .f32, dimensions: [20, 2]),
+            // The types downloads use (K-quants on 256-wide rows, the 32-block ones where rows are narrower).
+            GGUFTensorPlan(name: "k2.weight", type: .q2_k, dimensions: [256, 2]),
+            GGUFTensorPlan(name: "k3.weight", type: .q3_k, dimensions: [256, 2]),
+            GGUFTensorPlan(name: "k4.weight", type: .q4_k, dimensions: [512, 2]),
+            GGUFTensorPlan(name: "k5.weight", type: .q5_k, dimensions: [256, 3]),
+            GGUFTensorPlan(name: "k6.weight", type: .q6_k, dimensions: [256, 2]),
+            GGUFTensorPlan(name: "q50.weight", type: .q5_0, dimensions: [64, 3]),
+            GGUFTensorPlan(name: "q51.weight", type: .q5_1, dimensions: [32, 4]),
+            GGUFTensorPlan(name: "iq4.weight", type: .iq4_nl, dimensions: [96, 2]),
         ]
         var rng = SystemRandomNumberGenerator()
         try GGUFWriter.write(to: path, metadata: metadata, tensors: plans) { i in
@@ -36,11 +45,18 @@ import TestSupport
             case .f16:
                 return (0..<p.byteCount / 2).flatMap { _ in withUnsafeBytes(of: Float16(Float.random(in: -2...2, using: &rng)).bitPattern) { Array($0) } }
             default:
-                // Random bytes with a sane f16 scale at the head of each block.
+                // Random bytes with sane f16 scales (d, and dmin or m) where each block keeps them.
                 var bytes = (0..<p.byteCount).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                if p.type.blockSize == 32 {
-                    for b in stride(from: 0, to: p.byteCount, by: p.type.blockBytes) {
-                        withUnsafeBytes(of: Float16(0.01).bitPattern) { bytes[b] = $0[0]; bytes[b + 1] = $0[1] }
+                let scaleOffsets: [Int] = switch p.type {
+                case .q2_k: [80, 82]
+                case .q3_k: [108]
+                case .q6_k: [208]
+                case .q4_1, .q5_1, .q4_k, .q5_k: [0, 2]
+                default: [0]
+                }
+                for b in stride(from: 0, to: p.byteCount, by: p.type.blockBytes) {
+                    for o in scaleOffsets {
+                        withUnsafeBytes(of: Float16(0.01).bitPattern) { bytes[b + o] = $0[0]; bytes[b + o + 1] = $0[1] }
                     }
                 }
                 return bytes
@@ -57,7 +73,7 @@ import TestSupport
         let summary = try Quantizer.quantize(input: src, output: out) { seen.append($0.name) }
         let source = try GGUFFile(path: src), result = try GGUFFile(path: out)
 
-        #expect(summary.tensorCount == 9)
+        #expect(summary.tensorCount == 17)
         #expect(seen == result.tensors.map(\.name))
         for t in result.tensors {
             let s = try #require(source.tensor(named: t.name))
@@ -86,7 +102,8 @@ import TestSupport
         #expect(try result.metadata.integer(GGUFKey.fileType) == 7)
         // Tensors outside layers first, then by layer number (1 after 0, and 10 after 2), then by name.
         #expect(result.tensors.map(\.name) == [
-            "odd.weight", TensorName.outputNorm, TensorName.tokenEmbedding,
+            "iq4.weight", "k2.weight", "k3.weight", "k4.weight", "k5.weight", "k6.weight",
+            "odd.weight", TensorName.outputNorm, "q50.weight", "q51.weight", TensorName.tokenEmbedding,
             TensorName.attentionKey(0), TensorName.attentionQuery(0), TensorName.feedForwardDown(0), TensorName.feedForwardUp(0),
             TensorName.attentionNorm(1), TensorName.attentionQuery(1),
         ])

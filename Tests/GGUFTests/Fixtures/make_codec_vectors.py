@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-# Regenerates codec_vectors.json: Q8_0 quantization and Q4_0/Q4_1/Q8_0/F16/BF16 dequantization vectors
-# from gguf-py (`pip install gguf numpy`), an implementation independent of tally that states it is
-# bit-exact with ggml's reference. Run from the repo root:
+# Regenerates codec_vectors.json: Q8_0 quantization and dequantization vectors of every type tally reads
+# (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K..Q6_K) from gguf-py (`pip install gguf==0.19.0
+# numpy`), an implementation independent of tally that states it is bit-exact with ggml's reference.
+# Run from the repo root:
 #     python3 Tests/GGUFTests/Fixtures/make_codec_vectors.py
 # Floats are stored as uint32 bit patterns so nothing is lost in JSON.
 import importlib.metadata
@@ -49,6 +50,46 @@ for qtype in (T.Q4_0, T.Q4_1, T.Q8_0, T.F16, T.BF16):
         "bytes": raw.tobytes().hex(),
         "f32": bits(dequantize(raw, qtype).reshape(-1)),
     })
+
+
+def dequant_case(qtype, raw):
+    raw = np.asarray(raw, dtype=np.uint8).reshape(1, -1)
+    return {"type": qtype.name, "bytes": raw.tobytes().hex(), "f32": bits(dequantize(raw, qtype).reshape(-1))}
+
+
+def finite_f16(count):
+    """Random finite f16 bit patterns: every exponent but inf/NaN's, subnormals and zero included."""
+    h = rng.integers(0, 1 << 16, size=count, dtype=np.uint16)
+    return np.where((h & 0x7C00) == 0x7C00, h & 0x83FF, h).astype(np.uint16)
+
+
+def realistic_f16(count):
+    """Scales as a quantizer writes them: small positive magnitudes."""
+    return (np.abs(rng.standard_normal(count)) * 0.02).astype(np.float16).view(np.uint16)
+
+
+def random_blocks(qtype, count, f16_offsets, scales):
+    """`count` blocks of random bytes whose f16 fields (at f16_offsets in each block) are `scales(n)`."""
+    _, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    blocks = rng.integers(0, 256, size=(count, type_size), dtype=np.uint8)
+    for offset in f16_offsets:
+        blocks[:, offset:offset + 2] = scales(count).view(np.uint8).reshape(count, 2)
+    return blocks
+
+
+# The f16 fields of each new type's block: d, and m or dmin where it has one.
+F16_FIELDS = {T.Q5_0: [0], T.Q5_1: [0, 2], T.IQ4_NL: [0],
+              T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208]}
+# Q5_0 and Q5_1 gguf-py can quantize: data quantized from random normals, as a file holds it.
+for qtype in (T.Q5_0, T.Q5_1):
+    x = rng.standard_normal(32 * 4).astype(np.float32)
+    dequant.append(dequant_case(qtype, quantize(x.reshape(1, -1), qtype)))
+# Random payloads: 3 blocks with realistic scales, 3 with any finite f16 scales (for the 32-element types,
+# 8 of each); negative d, dmin and m and subnormal scales included.
+for qtype, fields in F16_FIELDS.items():
+    count = 3 if gguf.GGML_QUANT_SIZES[qtype][0] == 256 else 8
+    dequant.append(dequant_case(qtype, random_blocks(qtype, count, fields, realistic_f16)))
+    dequant.append(dequant_case(qtype, random_blocks(qtype, count, fields, finite_f16)))
 
 out = {"format_version": FORMAT_VERSION, "generator": "gguf-py " + importlib.metadata.version("gguf"),
        "q8_0_quantize": cases, "dequantize": dequant}
