@@ -126,14 +126,27 @@ void tally_rmsnorm(const float *x, const float *weight, float *y, int n, float e
     for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * weight[i];
 }
 
-void tally_rope_table(int position, int rope_dims, float freq_base, float *cs) {
+void tally_rope_table(int position, int rope_dims, float freq_base, const float *freq_factors, float *cs) {
     // theta_i = position * base^(-2i/rope_dims), built by repeated multiplication as ggml's rope cache.
     const float theta_scale = powf(freq_base, -2.0f / (float)rope_dims);
     float theta = (float)position;
     for (int i = 0; i < rope_dims; i += 2) {
-        cs[i] = cosf(theta);
-        cs[i + 1] = sinf(theta);
+        const float angle = freq_factors ? theta / freq_factors[i / 2] : theta;
+        cs[i] = cosf(angle);
+        cs[i + 1] = sinf(angle);
         theta *= theta_scale;
+    }
+}
+
+void tally_rope_apply_halves(float *x, int head_begin, int head_end, int head_dim, int rope_dims, const float *cs) {
+    const int half = rope_dims / 2;
+    for (int h = head_begin; h < head_end; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            const float x0 = v[i], x1 = v[i + half];
+            v[i] = x0 * cs[2 * i] - x1 * cs[2 * i + 1];
+            v[i + half] = x0 * cs[2 * i + 1] + x1 * cs[2 * i];
+        }
     }
 }
 
@@ -149,7 +162,7 @@ void tally_rope_apply(float *x, int begin, int end, int head_dim, int rope_dims,
 
 void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, float freq_base) {
     float cs[512];  // cos/sin pairs; head_dim <= 512 is checked when the model loads
-    tally_rope_table(position, rope_dims, freq_base, cs);
+    tally_rope_table(position, rope_dims, freq_base, NULL, cs);
     tally_rope_apply(x, 0, heads * head_dim, head_dim, rope_dims, cs);
 }
 

@@ -77,9 +77,28 @@ package func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, in
     tally_rmsnorm(x, weight, y, Int32(count), epsilon)
 }
 
-/// The cos/sin pairs of RoPE at `position` (`dimensions` floats): theta_i = position * base^(-2i/dimensions).
-package func ropeTable(position: Int, dimensions: Int, base: Float, into table: UnsafeMutablePointer<Float>) {
-    tally_rope_table(Int32(position), Int32(dimensions), base, table)
+/// The cos/sin pairs of RoPE at `position` (`dimensions` floats): theta_i = position * base^(-2i/dimensions),
+/// divided by `factors[i]` when given (Llama 3's `rope_freqs`, dimensions / 2 of them).
+package func ropeTable(position: Int, dimensions: Int, base: Float, factors: [Float]? = nil, into table: UnsafeMutablePointer<Float>) {
+    if let factors {
+        factors.withUnsafeBufferPointer { tally_rope_table(Int32(position), Int32(dimensions), base, $0.baseAddress, table) }
+    } else {
+        tally_rope_table(Int32(position), Int32(dimensions), base, nil, table)
+    }
+}
+
+/// Which values of a head RoPE pairs: adjacent ones (llama.cpp's "normal" layout; converters permute
+/// Llama's Q/K rows so that this equals Hugging Face's rotation), or value i with value i + d/2 (NEOX;
+/// Qwen's rows are not permuted).
+package enum RopeStyle: Sendable, Equatable {
+    case adjacentPairs
+    case halves
+}
+
+/// Rotates whole heads [heads) of one token by `table` (ropeTable) in the NEOX layout (RopeStyle.halves).
+package func applyRopeHalves(_ x: UnsafeMutablePointer<Float>, heads: Range<Int>, headDim: Int, ropeDimensions: Int,
+                             table: UnsafePointer<Float>) {
+    tally_rope_apply_halves(x, Int32(heads.lowerBound), Int32(heads.upperBound), Int32(headDim), Int32(ropeDimensions), table)
 }
 
 /// Rotates values `values` (begin even) of one token's heads by `table` (ropeTable), adjacent pairs

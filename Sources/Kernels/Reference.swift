@@ -78,6 +78,23 @@ package enum Reference {
         return y
     }
 
+    /// RoPE, NEOX layout: value i of each head pairs with value i + ropeDimensions / 2 and rotates by
+    /// position * base^(-2i / ropeDimensions) / factors[i] (factors default 1). In Double.
+    package static func ropeHalves(_ x: [Float], headDim: Int, ropeDimensions: Int, position: Int, base: Float,
+                                   factors: [Float]? = nil) -> [Double] {
+        var y = x.map(Double.init)
+        let half = ropeDimensions / 2
+        for head in stride(from: 0, to: x.count, by: headDim) {
+            for i in 0..<half {
+                let theta = Double(position) * pow(Double(base), -Double(2 * i) / Double(ropeDimensions)) / Double(factors?[i] ?? 1)
+                let a = Double(x[head + i]), b = Double(x[head + i + half])
+                y[head + i] = a * cos(theta) - b * sin(theta)
+                y[head + i + half] = a * sin(theta) + b * cos(theta)
+            }
+        }
+        return y
+    }
+
     /// out = silu(gate) * up, silu(z) = z / (1 + e^-z), in Double.
     package static func swiglu(gate: [Float], up: [Float]) -> [Double] {
         zip(gate, up).map { g, u in Double(g) / (1 + Foundation.exp(-Double(g))) * Double(u) }

@@ -59,13 +59,15 @@ package final class LlamaModel: @unchecked Sendable {
         }
         // rope [n, ropeDimensionCount] = cos/sin pairs of each token's position, once per step for every layer
         for t in 0..<n {
-            ropeTable(position: batch.positions[t], dimensions: c.ropeDimensionCount, base: c.ropeFreqBase, into: w.rope + t * c.ropeDimensionCount)
+            ropeTable(position: batch.positions[t], dimensions: c.ropeDimensionCount, base: c.ropeFreqBase,
+                      factors: weights.ropeFrequencies, into: w.rope + t * c.ropeDimensionCount)
         }
 
         for (l, layer) in weights.layers.enumerated() {
             // h [n, e] = rmsnorm(x) * attn_norm, quantized
             prepareInput(w.x, norm: layer.attentionNorm, tokens: n, width: e)
-            // q [n, queryWidth], k and v [n, kvWidth] = h · Wq, Wk, Wv; each thread then ropes and stores its rows
+            // q [n, queryWidth], k and v [n, kvWidth] = h · Wq, Wk, Wv (+ biases); each thread then norms
+            // (Qwen3), ropes and stores its rows
             matmul([(layer.query, w.q), (layer.key, w.k), (layer.value, w.v)], input: w.h, tokens: n) { thread, threads in
                 self.ropeAndStoreKV(layer: l, step: step, thread: thread, of: threads)
             }
@@ -125,9 +127,11 @@ package final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Rows of `m` that thread i of count computes (multiples of 16 for packed weights, else of 4).
+    /// Rows of `m` that thread i of count computes: multiples of 16 for packed weights, else of 4, and of
+    /// m.rowGroup (whole heads of q and k where the epilogue needs them).
     private func share(_ m: WeightMatrix, _ i: Int, _ count: Int) -> Range<Int> {
-        ComputePool.share(of: m.rows, thread: i, of: count, granule: m.packed ? 16 : 4)
+        let granule = m.packed ? 16 : 4
+        return ComputePool.share(of: m.rows, thread: i, of: count, granule: m.rowGroup % granule == 0 ? m.rowGroup : m.rowGroup * granule)
     }
 
     /// The input of the next products: optionally h = rmsnorm(x) * norm (into workspace.h), then its int8
@@ -167,18 +171,33 @@ package final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// One thread's epilogue of the q, k, v products of layer l: RoPE on its rows of q and k, q rounded to
-    /// the KV type (KVStore.roundQueries), and its rows of k and v stored at each token's KV row.
+    /// One thread's epilogue of the q, k, v products of layer l: biases (Qwen2), a norm per head of q and k
+    /// (Qwen3), RoPE on its rows of q and k (none on SmolLM3's every 4th layer), q rounded to the KV type
+    /// (KVStore.roundQueries), and its rows of k and v stored at each token's KV row.
     private func ropeAndStoreKV(layer l: Int, step: Step, thread i: Int, of count: Int) {
         let c = config, w = workspace, kv = step.kvStore
         let layer = weights.layers[l]
         let qs = share(layer.query, i, count), ks = share(layer.key, i, count), vs = share(layer.value, i, count)
-        let rd = c.ropeDimensionCount
+        let rd = c.ropeDimensionCount, hd = c.headDim, rotates = c.usesRope(layer: l)
+        /// The epilogue of one of q, k: bias, norm per head, RoPE, over `values` of one token's row `x`.
+        func finish(_ x: UnsafeMutablePointer<Float>, values: Range<Int>, bias: [Float]?, norm: [Float]?, table: UnsafePointer<Float>) {
+            if let bias { for j in values { x[j] += bias[j] } }
+            let heads = values.lowerBound / hd..<values.upperBound / hd  // whole heads when a norm or halves need them
+            if let norm {
+                for h in heads { rmsNorm(x + h * hd, weight: norm, into: x + h * hd, count: hd, epsilon: c.rmsNormEpsilon) }
+            }
+            guard rotates else { return }
+            switch c.ropeStyle {
+            case .adjacentPairs: applyRope(x, values: values, headDim: hd, ropeDimensions: rd, table: table)
+            case .halves: applyRopeHalves(x, heads: heads, headDim: hd, ropeDimensions: rd, table: table)
+            }
+        }
         for t in 0..<step.kvRows.count {
             let table = w.rope + t * rd, q = w.q + t * c.queryWidth, k = w.k + t * c.kvWidth, v = w.v + t * c.kvWidth
-            applyRope(q, values: qs, headDim: c.headDim, ropeDimensions: rd, table: table)
+            finish(q, values: qs, bias: layer.queryBias, norm: layer.queryNorm, table: table)
             kv.roundQueries(q + qs.lowerBound, count: qs.count)
-            applyRope(k, values: ks, headDim: c.headDim, ropeDimensions: rd, table: table)
+            finish(k, values: ks, bias: layer.keyBias, norm: layer.keyNorm, table: table)
+            if let bias = layer.valueBias { for j in vs { v[j] += bias[j] } }
             kv.store(k + ks.lowerBound, into: kv.keys[l], row: step.kvRows[t], offset: ks.lowerBound, count: ks.count)
             kv.store(v + vs.lowerBound, into: kv.values[l], row: step.kvRows[t], offset: vs.lowerBound, count: vs.count)
         }

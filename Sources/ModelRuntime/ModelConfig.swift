@@ -1,9 +1,32 @@
-// Hyper-parameters of a Llama-family model, read from GGUF metadata and checked for consistency.
+// Hyper-parameters of a model, read from GGUF metadata and checked for consistency, and the few switches
+// by which the architectures tally runs differ in the one forward pass (LlamaModel.forward).
 
 import GGUF
+import Kernels
+
+/// The architectures tally runs, as `general.architecture` names them. All are the Llama graph (RMS norm,
+/// GQA attention with RoPE, SwiGLU feed-forward); what differs is a switch here or an optional tensor:
+/// - `llama` (Llama 2, 3.x, SmolLM2): RoPE on adjacent pairs; Llama 3.x scales RoPE through the
+///   `rope_freqs` tensor; the output head may be tied to the token embedding.
+/// - `qwen2` (Qwen2.5): biases on q, k and v (tensors `attn_{q,k,v}.bias`); RoPE on halves (NEOX), as
+///   converters leave Qwen's Q/K rows unpermuted.
+/// - `qwen3`: no biases; an RMS norm per head on q and k before RoPE (`attn_{q,k}_norm`); RoPE on halves.
+/// - `smollm3`: Llama, except that every 4th layer (3, 7, ...) has no RoPE at all (llama.cpp fixes the
+///   step at 4; no GGUF key carries it).
+package enum Architecture: String, Sendable, CaseIterable {
+    case llama, qwen2, qwen3, smollm3
+
+    var ropeStyle: RopeStyle { self == .qwen2 || self == .qwen3 ? .halves : .adjacentPairs }
+    /// Layers l with (l + 1) % step == 0 skip RoPE.
+    var noRopeLayerStep: Int? { self == .smollm3 ? 4 : nil }
+}
 
 package struct ModelConfig: Sendable, Equatable {
     package var architecture: String
+    /// How RoPE pairs a head's values (from the architecture).
+    package var ropeStyle: RopeStyle = .adjacentPairs
+    /// Every this-many-th layer has no RoPE (SmolLM3: 4); nil: every layer has it.
+    package var noRopeLayerStep: Int?
     /// `%s.embedding_length`
     package var embeddingLength: Int
     /// `%s.block_count`
@@ -27,6 +50,9 @@ package struct ModelConfig: Sendable, Equatable {
     /// `%s.attention.layer_norm_rms_epsilon`
     package var rmsNormEpsilon: Float
 
+    /// Whether layer l rotates q and k.
+    package func usesRope(layer l: Int) -> Bool { noRopeLayerStep.map { (l + 1) % $0 != 0 } ?? true }
+
     /// Values of K (and V) per token per layer.
     package var kvWidth: Int { kvHeadCount * headDim }
     package var queryWidth: Int { headCount * headDim }
@@ -34,7 +60,9 @@ package struct ModelConfig: Sendable, Equatable {
     package init(metadata m: GGUFMetadata, vocabRows: Int? = nil) throws {
         do {
             architecture = try m.architecture()
-            guard architecture == "llama" else { throw RuntimeError.unsupportedArchitecture(architecture) }
+            guard let known = Architecture(rawValue: architecture) else { throw RuntimeError.unsupportedArchitecture(architecture) }
+            ropeStyle = known.ropeStyle
+            noRopeLayerStep = known.noRopeLayerStep
             let a = architecture
             embeddingLength = try m.integer(GGUFKey.embeddingLength(a))
             layerCount = try m.integer(GGUFKey.blockCount(a))

@@ -14,7 +14,7 @@ package enum RuntimeError: Error, CustomStringConvertible, Equatable {
     package var description: String {
         switch self {
         case .unsupportedArchitecture(let arch):
-            return "model architecture '\(arch)' is not supported (only the Llama family: llama); use a Llama-family GGUF"
+            return "model architecture '\(arch)' is not supported (tally runs \(Architecture.allCases.map(\.rawValue).joined(separator: ", "))); use a GGUF of one of these"
         case .badHyperParameter(let key, let value, let reason):
             return "\(key) = \(value) is invalid: \(reason); the model file is inconsistent, re-convert it"
         case .badTensorShape(let tensor, let expected, let found):

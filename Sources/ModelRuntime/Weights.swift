@@ -18,6 +18,9 @@ package struct WeightMatrix: @unchecked Sendable {
     package let data: UnsafeRawPointer
     /// `data` is packed Q8_0 (Kernels' packQ8), read by the packed product.
     package var packed = false
+    /// Rows a thread's share must not split: a head of q or k when their epilogue works on whole heads
+    /// (RoPE on halves, a norm per head); 1 otherwise.
+    package var rowGroup = 1
 
     /// How the product kernel reads `data`.
     package var layout: WeightLayout {
@@ -46,6 +49,13 @@ package struct LayerWeights: Sendable {
     package let gate: WeightMatrix       // [feedForwardLength, embeddingLength]
     package let up: WeightMatrix         // [feedForwardLength, embeddingLength]
     package let down: WeightMatrix       // [embeddingLength, feedForwardLength]
+    /// Qwen2: added to the q, k and v products ([queryWidth], [kvWidth], [kvWidth]).
+    package var queryBias: [Float]? = nil
+    package var keyBias: [Float]? = nil
+    package var valueBias: [Float]? = nil
+    /// Qwen3: RMS norm weights applied to each head of q and of k before RoPE ([headDim]).
+    package var queryNorm: [Float]? = nil
+    package var keyNorm: [Float]? = nil
 
     var matrices: [WeightMatrix] { [query, key, value, output, gate, up, down] }
 
@@ -53,7 +63,8 @@ package struct LayerWeights: Sendable {
     func mapMatrices(_ transform: (WeightMatrix) -> WeightMatrix) -> LayerWeights {
         LayerWeights(attentionNorm: attentionNorm, query: transform(query), key: transform(key), value: transform(value),
                      output: transform(output), feedForwardNorm: feedForwardNorm, gate: transform(gate), up: transform(up),
-                     down: transform(down))
+                     down: transform(down), queryBias: queryBias, keyBias: keyBias, valueBias: valueBias,
+                     queryNorm: queryNorm, keyNorm: keyNorm)
     }
 }
 
@@ -84,6 +95,7 @@ final class PackedStorage: @unchecked Sendable {
     private static func packedView(of m: WeightMatrix, at data: UnsafeRawPointer) -> WeightMatrix {
         var packed = WeightMatrix(name: m.name, type: m.type, rows: m.rows, columns: m.columns, data: data)
         packed.packed = true
+        packed.rowGroup = m.rowGroup
         return packed
     }
 
@@ -104,6 +116,8 @@ package struct ModelWeights: Sendable {
     package let tokenEmbedding: WeightMatrix  // [vocabSize, embeddingLength]
     package let layers: [LayerWeights]
     package let outputNorm: [Float]           // [embeddingLength]
+    /// Llama 3.x: divisors of each RoPE pair's angle ([ropeDimensionCount / 2]), nil when absent.
+    package let ropeFrequencies: [Float]?
     /// The LM head: `output.weight`, or the token embedding when the model ties them.
     package let output: WeightMatrix          // [vocabSize, embeddingLength]
     package var tiedEmbeddings: Bool { output.name == tokenEmbedding.name }
@@ -113,18 +127,23 @@ package struct ModelWeights: Sendable {
     package init(file: GGUFFile, config c: ModelConfig, packing: WeightPacking = .unpacked) throws {
         let storage = PackedStorage()
         self.storage = storage
-        func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+        func matrix(_ name: String, rows: Int, columns: Int, rowGroup: Int = 1) throws -> WeightMatrix {
             guard let t = file.tensor(named: name) else { throw RuntimeError.model(.missingTensor(name)) }
             guard t.dimensions == [columns, rows] else {
                 throw RuntimeError.badTensorShape(tensor: name, expected: [columns, rows], found: t.dimensions)
             }
             guard [.q8_0, .f32, .f16].contains(t.type) else { throw RuntimeError.unsupportedWeightType(tensor: name, type: t.type.name) }
-            return WeightMatrix(name: name, type: t.type, rows: rows, columns: columns, data: file.data(of: t).baseAddress!)
+            var m = WeightMatrix(name: name, type: t.type, rows: rows, columns: columns, data: file.data(of: t).baseAddress!)
+            m.rowGroup = rowGroup
+            return m
         }
         func vector(_ name: String, count: Int) throws -> [Float] {
             guard let t = file.tensor(named: name) else { throw RuntimeError.model(.missingTensor(name)) }
             guard t.dimensions == [count] else { throw RuntimeError.badTensorShape(tensor: name, expected: [count], found: t.dimensions) }
             return t.type.dequantize(file.data(of: t), count: count)
+        }
+        func optionalVector(_ name: String, count: Int) throws -> [Float]? {
+            file.tensor(named: name) == nil ? nil : try vector(name, count: count)
         }
         let e = c.embeddingLength
         guard let embedding = file.tensor(named: TensorName.tokenEmbedding) else { throw RuntimeError.model(.missingTensor(TensorName.tokenEmbedding)) }
@@ -133,19 +152,28 @@ package struct ModelWeights: Sendable {
         }
         // Any readable type works for the lookup; as the tied LM head it must be a kernel type.
         tokenEmbedding = WeightMatrix(name: embedding.name, type: embedding.type, rows: c.vocabSize, columns: e, data: file.data(of: embedding).baseAddress!)
+        // RoPE on halves and a norm per head both work on whole heads of q and k.
+        let wholeHeads = c.ropeStyle == .halves || file.tensor(named: TensorName.attentionQueryNorm(0)) != nil
+        let headRows = wholeHeads ? c.headDim : 1
         var layers = try (0..<c.layerCount).map { i in
             LayerWeights(
                 attentionNorm: try vector(TensorName.attentionNorm(i), count: e),
-                query: try matrix(TensorName.attentionQuery(i), rows: c.queryWidth, columns: e),
-                key: try matrix(TensorName.attentionKey(i), rows: c.kvWidth, columns: e),
+                query: try matrix(TensorName.attentionQuery(i), rows: c.queryWidth, columns: e, rowGroup: headRows),
+                key: try matrix(TensorName.attentionKey(i), rows: c.kvWidth, columns: e, rowGroup: headRows),
                 value: try matrix(TensorName.attentionValue(i), rows: c.kvWidth, columns: e),
                 output: try matrix(TensorName.attentionOutput(i), rows: e, columns: c.queryWidth),
                 feedForwardNorm: try vector(TensorName.feedForwardNorm(i), count: e),
                 gate: try matrix(TensorName.feedForwardGate(i), rows: c.feedForwardLength, columns: e),
                 up: try matrix(TensorName.feedForwardUp(i), rows: c.feedForwardLength, columns: e),
-                down: try matrix(TensorName.feedForwardDown(i), rows: e, columns: c.feedForwardLength))
+                down: try matrix(TensorName.feedForwardDown(i), rows: e, columns: c.feedForwardLength),
+                queryBias: try optionalVector(TensorName.attentionQueryBias(i), count: c.queryWidth),
+                keyBias: try optionalVector(TensorName.attentionKeyBias(i), count: c.kvWidth),
+                valueBias: try optionalVector(TensorName.attentionValueBias(i), count: c.kvWidth),
+                queryNorm: try optionalVector(TensorName.attentionQueryNorm(i), count: c.headDim),
+                keyNorm: try optionalVector(TensorName.attentionKeyNorm(i), count: c.headDim))
         }
         outputNorm = try vector(TensorName.outputNorm, count: e)
+        ropeFrequencies = try optionalVector(TensorName.ropeFrequencies, count: c.ropeDimensionCount / 2)
         var output: WeightMatrix
         if file.tensor(named: TensorName.output) != nil {
             output = try matrix(TensorName.output, rows: c.vocabSize, columns: e)

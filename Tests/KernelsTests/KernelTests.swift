@@ -381,6 +381,20 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
             applyRope(&split, values: 0..<6, headDim: headDim, ropeDimensions: ropeDims, table: cs)
             applyRope(&split, values: 6..<heads * headDim, headDim: headDim, ropeDimensions: ropeDims, table: cs)
             #expect(split == r, "\(level.name) rope in two steps")
+
+            // NEOX halves with Llama 3 style frequency factors, and adjacent pairs with the same factors.
+            let factors = (0..<ropeDims / 2).map { Float(1 + $0 % 3) * 1.5 }
+            ropeTable(position: position, dimensions: ropeDims, base: 10000, factors: factors, into: &cs)
+            var halves = r0
+            applyRopeHalves(&halves, heads: 0..<heads, headDim: headDim, ropeDimensions: ropeDims, table: cs)
+            let wantHalves = Reference.ropeHalves(r0, headDim: headDim, ropeDimensions: ropeDims, position: position, base: 10000, factors: factors)
+            for i in 0..<r.count {
+                if i % headDim < ropeDims {
+                    #expect(abs(Double(halves[i]) - wantHalves[i]) < 1e-4, "\(level.name) rope halves [\(i)]")
+                } else {
+                    #expect(halves[i] == r0[i], "\(level.name) rope halves tail [\(i)]")
+                }
+            }
         }
     }
 

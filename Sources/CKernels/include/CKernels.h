@@ -71,8 +71,12 @@ void tally_rope(float *x, int heads, int head_dim, int rope_dims, int position, 
 /// RoPE in two steps: the cos/sin pairs at `position` (rope_dims floats, computed once per token and step),
 /// then the rotation of values [begin, end) of one token's heads (begin even), so threads can each rotate
 /// their own share of a projection's output. Same results as tally_rope.
-void tally_rope_table(int position, int rope_dims, float freq_base, float *cs);
+/// `freq_factors` (rope_dims / 2 floats, or NULL) divides pair i's angle, as Llama 3's `rope_freqs` asks.
+void tally_rope_table(int position, int rope_dims, float freq_base, const float *freq_factors, float *cs);
 void tally_rope_apply(float *x, int begin, int end, int head_dim, int rope_dims, const float *cs);
+/// The NEOX layout: value i of a head pairs with value i + rope_dims / 2 (Qwen's unpermuted Q/K rows),
+/// rotated by pair i's angle; applied to whole heads [head_begin, head_end) of one token.
+void tally_rope_apply_halves(float *x, int head_begin, int head_end, int head_dim, int rope_dims, const float *cs);
 /// out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + exp(-z)).
 void tally_swiglu(const float *gate, const float *up, float *out, int n);
 /// y[i] = e^x[i]: vectorised where the CPU allows (within 2 ulp of expf), else expf.
