@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import GGUF
 import ModelRuntime
+import Quantizer
 import Sampling
 import Tokenization
 
@@ -30,7 +31,7 @@ struct Generate: ParsableCommand {
         default: throw ValidationError("give exactly one of --prompt and --prompt-file")
         }
         let path = model ?? DefaultModel.smolLM2.path()
-        let llama = try LlamaModel(path: path, threads: threads)
+        let llama = try LlamaModel(path: ServableModel.path(for: path, log: printError), threads: threads)
         let tokenizer = try Tokenizer(metadata: llama.file.metadata)
         let promptIDs = tokenizer.encode(text, parseSpecial: true)
 

@@ -6,6 +6,7 @@ import Foundation
 import Metering
 import ModelRuntime
 import OpenAIServer
+import Quantizer
 import Tokenization
 
 struct Serve: AsyncParsableCommand {
@@ -104,7 +105,7 @@ struct Serve: AsyncParsableCommand {
 
     private func load(apiKeys: [TenantKey], pricing: Meter.Pricing?, policy: BudgetPolicy, store: SQLiteUsageStore?) async throws {
         let path = try model ?? Pull.defaultModelPulledIfMissing()
-        let llama = try LlamaModel(path: path, threads: threads, verify: verify)
+        let llama = try LlamaModel(path: ServableModel.path(for: path, log: printError), threads: threads, verify: verify)
         printError("weights: \(llama.weights.source)")
         let tokenizer = try Tokenizer(metadata: llama.file.metadata)
 

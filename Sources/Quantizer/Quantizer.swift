@@ -46,8 +46,9 @@ package enum Quantizer {
         return Int(digits) ?? -1
     }
 
+    /// `stamp`: extra metadata for the output (ServableModel's record of the source it came from).
     package static func quantize(
-        input: String, output: String, type: GGMLType = .q8_0,
+        input: String, output: String, type: GGMLType = .q8_0, stamp: [(String, GGUFValue)] = [],
         progress: (Progress) -> Void = { _ in }
     ) throws -> Summary {
         guard type == .q8_0 else { throw QuantizerError.unsupportedTarget(type.name) }
@@ -60,6 +61,7 @@ package enum Quantizer {
         metadata.remove(GGUFKey.fileType)
         metadata.set(GGUFKey.quantizationVersion, .uint32(quantizationVersion))
         metadata.set(GGUFKey.fileType, .uint32(fileTypeQ8_0))
+        for (key, value) in stamp { metadata.set(key, value) }
 
         var converted = 0
         try GGUFWriter.write(to: output, metadata: metadata, tensors: plans) { i in

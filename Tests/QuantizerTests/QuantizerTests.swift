@@ -91,6 +91,34 @@ import TestSupport
         }
     }
 
+    /// `tally serve --model FILE` on a file of downloaded types: converted to Q8_0 once, beside it, and
+    /// reused until the source changes; a Q8_0 file is served as it is.
+    @Test func aDownloadedTypeIsConvertedOnceBesideTheSource() throws {
+        let dir = try TemporaryDirectory()
+        let src = dir.file("model-Q4_K_M.gguf")
+        _ = try writeSource(src)
+        var log: [String] = []
+        let converted = try ServableModel.path(for: src) { log.append($0) }
+        #expect(converted == src + ".tally-q8_0.gguf")
+        #expect(log.count == 1 && log[0].contains("converting") && log[0].contains("Q4_K"))
+        let file = try GGUFFile(path: converted)
+        #expect(!ServableModel.needsConversion(file))
+        #expect(file.tensors.allSatisfy { Quantizer.targetType(for: $0) != .q8_0 || $0.type == .q8_0 })
+        let written = try FileManager.default.attributesOfItem(atPath: converted)[.modificationDate] as! Date
+
+        #expect(try ServableModel.path(for: src) { log.append($0) } == converted)
+        #expect(log.count == 2 && log[1].contains("using"))
+        #expect(try FileManager.default.attributesOfItem(atPath: converted)[.modificationDate] as! Date == written)
+
+        // A new download under the same name: converted again.
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -60)], ofItemAtPath: src)
+        _ = try ServableModel.path(for: src) { log.append($0) }
+        #expect(log.count == 3 && log[2].contains("converting"))
+
+        // Already Q8_0: served as it is.
+        #expect(try ServableModel.path(for: converted) == converted)
+    }
+
     @Test func metadataAndOrderFollowLlamaQuantize() throws {
         let dir = try TemporaryDirectory()
         let src = dir.file("src.gguf"), out = dir.file("out.gguf")
