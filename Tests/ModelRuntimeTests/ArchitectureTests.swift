@@ -81,3 +81,32 @@ import Testing
         #expect((0..<4).map(smol.config.usesRope) == [true, true, true, false])
     }
 }
+
+/// Greedy choices against llama.cpp's on the same fixtures (NAME.llama_cpp.json, written by
+/// make_llama_cpp_goldens.py with llama-server): teacher-forced on llama.cpp's 64 generated ids, tally's
+/// choice (token 0, end-of-text, banned as ignore_eos bans it) must equal llama.cpp's at every step where
+/// llama.cpp's top-2 margin is at least 0.1 in logits: twice the largest f16-KV logit error measured above,
+/// so only a true near-tie may go either way.
+@Suite struct LlamaCppGreedyTests {
+    static let threshold: Float = 0.1
+
+    @Test(arguments: ArchitectureTests.names)
+    func greedyChoicesEqualLlamaCpp(name: String) throws {
+        let url = Bundle.module.url(forResource: "Fixtures/arch/\(name).llama_cpp", withExtension: "json")!
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let prompt = (json["prompt_ids"] as! [Int]).map(Int32.init), greedy = (json["greedy_ids"] as! [Int]).map(Int32.init)
+        let margins = (json["margins"] as! [Any]).map { ($0 as? Double).map(Float.init) }  // null: llama-server gave none
+        let model = try LlamaModel(file: GGUFFile(path: ArchitectureTests.fixture(name)), pool: ComputePool(threads: 2))
+        let logits = try logitsOfAllPositions(model, prompt + greedy.dropLast(), kvType: .f16)
+        var checked = 0
+        for (j, want) in greedy.enumerated() {
+            guard let margin = margins[j], margin >= Self.threshold else { continue }
+            var row = logits[prompt.count - 1 + j]
+            row[0] = -.infinity
+            let got = Int32(row.indices.max { row[$0] < row[$1] }!)
+            #expect(got == want, "\(name) step \(j): tally \(got), llama.cpp \(want) (margin \(margin))")
+            checked += 1
+        }
+        #expect(checked >= 20, "\(name): only \(checked) of \(greedy.count) steps above the margin")
+    }
+}
