@@ -42,4 +42,20 @@ import Testing
         }
         #expect(failures == 0)
     }
+
+    /// The chat templates the families ship (from llama.cpp's copies) are recognised, not replaced by the
+    /// ChatML fallback: Qwen2.5 and Qwen3 speak ChatML, Llama 3.x its header format, Phi-3.5 its own.
+    @Test(arguments: [("Qwen-Qwen2.5-7B-Instruct", "chatml"), ("Qwen-Qwen3-0.6B", "chatml"),
+                      ("meta-llama-Llama-3.2-3B-Instruct", "llama3"), ("meta-llama-Llama-3.1-8B-Instruct", "llama3"),
+                      ("HuggingFaceTB-SmolLM3-3B", "chatml"), ("microsoft-Phi-3.5-mini-instruct", "phi3")])
+    func familyChatTemplatesAreRecognised(file: String, expected: String) throws {
+        guard let directory = Self.directory else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("TALLY_VOCAB_DIR is not set") }
+            return
+        }
+        let source = try String(contentsOfFile: "\(directory)/\(file).jinja", encoding: .utf8)
+        let detection = ChatTemplate.detect(source)
+        #expect(!detection.fellBack, "\(file): \(detection.warning ?? "")")
+        #expect(detection.template.name == expected, "\(file): \(detection.template.name)")
+    }
 }

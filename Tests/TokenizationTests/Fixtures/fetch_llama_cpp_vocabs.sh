@@ -6,13 +6,15 @@
 #
 #     bash Tests/TokenizationTests/Fixtures/fetch_llama_cpp_vocabs.sh [DIR]   # default .build/llama-cpp-vocabs
 #
-# The tokenization tests read DIR from TALLY_VOCAB_DIR (.ci/run sets it).
+# Also the chat templates of those families. The tokenization tests read DIR from TALLY_VOCAB_DIR (.ci/run sets it).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 dir=${1:-.build/llama-cpp-vocabs}
 names="llama-bpe qwen2 phi-3"
+templates="Qwen-Qwen2.5-7B-Instruct Qwen-Qwen3-0.6B meta-llama-Llama-3.2-3B-Instruct meta-llama-Llama-3.1-8B-Instruct HuggingFaceTB-SmolLM3-3B microsoft-Phi-3.5-mini-instruct"
 missing=0
 for n in $names; do for ext in "" .inp .out; do [ -s "$dir/ggml-vocab-$n.gguf$ext" ] || missing=1; done; done
+for t in $templates; do [ -s "$dir/$t.jinja" ] || missing=1; done
 [ "$missing" = 0 ] && exit 0
 mkdir -p "$dir"
 tmp=$(mktemp -d)
@@ -24,6 +26,8 @@ python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :al
     llama-cpp-python==0.3.36 -d "$tmp"
 members=()
 for n in $names; do for ext in "" .inp .out; do members+=("llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-$n.gguf$ext"); done; done
+# The chat templates of the families tally runs, as their model repositories ship them.
+for t in $templates; do members+=("llama_cpp_python-0.3.36/vendor/llama.cpp/models/templates/$t.jinja"); done
 tar xzf "$tmp/llama_cpp_python-0.3.36.tar.gz" -C "$tmp" "${members[@]}"
 for m in "${members[@]}"; do cp "$tmp/$m" "$dir/"; done
 echo "llama.cpp vocabularies in $dir"
