@@ -124,35 +124,21 @@ extension GGMLType {
                     }
                 }
             }
-        case .q4_k:
-            // {f16 d, dmin; u8 scales[12]; u8 qs[128]}: 8 sub-blocks of 32 with 6-bit scale and min
+        case .q4_k, .q5_k:
+            // Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]}: 8 sub-blocks of 32 with 6-bit scale and min
             // (scaleMinK4); byte l of each 32-byte chunk c holds element 64c + l (low nibble) and 64c + 32 + l.
+            // Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}: the same plus a fifth bit, bit e/32 of qh[e % 32].
+            let fifthBit = self == .q5_k, size = fifthBit ? 176 : 144, qs = fifthBit ? 48 : 16
             for b in 0..<n / 256 {
-                let block = 144 * b, y = 256 * b
+                let block = size * b, y = 256 * b
                 let d = halfToFloat(bytes.loadUnaligned(fromByteOffset: block, as: UInt16.self))
                 let dmin = halfToFloat(bytes.loadUnaligned(fromByteOffset: block + 2, as: UInt16.self))
                 for i in 0..<8 {
                     let (sc, mn) = scaleMinK4(bytes, at: block + 4, subBlock: i)
                     let dl = d * Float(sc), ml = dmin * Float(mn)
                     for l in 0..<32 {
-                        let q = (bytes[block + 16 + 32 * (i / 2) + l] >> (4 * (i % 2))) & 0x0F
-                        let scaled = dl * Float(q)
-                        out[y + 32 * i + l] = scaled - ml
-                    }
-                }
-            }
-        case .q5_k:
-            // {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}: Q4_K plus a fifth bit, bit e/32 of qh[e % 32].
-            for b in 0..<n / 256 {
-                let block = 176 * b, y = 256 * b
-                let d = halfToFloat(bytes.loadUnaligned(fromByteOffset: block, as: UInt16.self))
-                let dmin = halfToFloat(bytes.loadUnaligned(fromByteOffset: block + 2, as: UInt16.self))
-                for i in 0..<8 {
-                    let (sc, mn) = scaleMinK4(bytes, at: block + 4, subBlock: i)
-                    let dl = d * Float(sc), ml = dmin * Float(mn)
-                    for l in 0..<32 {
-                        let low = (bytes[block + 48 + 32 * (i / 2) + l] >> (4 * (i % 2))) & 0x0F
-                        let high = (bytes[block + 16 + l] >> i) & 1
+                        let low = (bytes[block + qs + 32 * (i / 2) + l] >> (4 * (i % 2))) & 0x0F
+                        let high = fifthBit ? (bytes[block + 16 + l] >> i) & 1 : 0
                         let scaled = dl * Float(low | high << 4)
                         out[y + 32 * i + l] = scaled - ml
                     }
