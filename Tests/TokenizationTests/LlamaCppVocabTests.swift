@@ -43,6 +43,22 @@ import Testing
         #expect(failures == 0)
     }
 
+    /// Special tokens: parsed as one id where the template asks, spelled as text when a user types them.
+    @Test(arguments: [("llama-bpe", "<|start_header_id|>user<|end_header_id|>", [128006, 882, 128007]),
+                      ("llama-bpe", "<|eot_id|>", [128009]),
+                      ("qwen2", "<|im_start|>user\nHi<|im_end|>", [151644, 872, 198, 13048, 151645])])
+    func specialTokensAreParsedOnlyWhenAsked(vocab: String, text: String, ids: [Int]) throws {
+        guard let directory = Self.directory else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { Issue.record("TALLY_VOCAB_DIR is not set") }
+            return
+        }
+        let tokenizer = try Tokenizer(modelPath: "\(directory)/ggml-vocab-\(vocab).gguf")
+        #expect(tokenizer.encode(text, parseSpecial: true) == ids.map { TokenID($0) })
+        let plain = tokenizer.encode(text, parseSpecial: false)
+        #expect(plain.count > ids.count && !plain.contains(TokenID(ids[0])))
+        #expect(tokenizer.decode(plain) == text)
+    }
+
     /// The chat templates the families ship (from llama.cpp's copies) are recognised, not replaced by the
     /// ChatML fallback: Qwen2.5 and Qwen3 speak ChatML, Llama 3.x its header format, Phi-3.5 its own.
     @Test(arguments: [("Qwen-Qwen2.5-7B-Instruct", "chatml"), ("Qwen-Qwen3-0.6B", "chatml"),
