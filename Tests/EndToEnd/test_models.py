@@ -1,0 +1,71 @@
+"""Serving a model that is not SmolLM2: a tiny random-weight Qwen2.5-shaped GGUF with F32 matrices (from
+Tests/ModelRuntimeTests/Fixtures/arch) is converted to Q8_0 beside itself on the first start, reused on the
+second, and answers the openai client; an architecture tally does not run is refused by name.
+
+    TALLY_BIN=.build/debug/tally python3 -m pytest -q Tests/EndToEnd/test_models.py
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+import openai
+
+from tally_e2e import BIN, ROOT, free_port
+
+ARCH = os.path.join(ROOT, "Tests/ModelRuntimeTests/Fixtures/arch")
+
+
+def serve(model):
+    port = free_port()
+    proc = subprocess.Popen([BIN, "serve", "--model", model, "--port", str(port), "--no-metering", "--kv-memory", "16"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as r:
+                if r.status == 200:
+                    return base, proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("not healthy: " + proc.stdout.read())
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    return proc.stdout.read()
+
+
+def test_a_qwen2_file_of_f32_matrices_is_converted_once_and_served(tmp_path):
+    model = str(tmp_path / "qwen2-tiny.gguf")
+    shutil.copy(os.path.join(ARCH, "qwen2.gguf"), model)
+    texts = []
+    for start in range(2):
+        base, proc = serve(model)
+        client = openai.OpenAI(base_url=base + "/v1", api_key="x", timeout=60, max_retries=0)
+        assert [m.id for m in client.models.list().data] == ["qwen2-tiny"]
+        completion = client.completions.create(model="qwen2-tiny", prompt="Hello", max_tokens=8, temperature=0,
+                                               extra_body={"ignore_eos": True})
+        assert completion.usage.completion_tokens == 8
+        texts.append(completion.choices[0].text)
+        log = stop(proc)
+        assert ("converting" if start == 0 else "using") in log, log
+    assert os.path.exists(model + ".tally-q8_0.gguf")
+    assert texts[0] == texts[1]  # the same weights both times
+
+
+def test_an_architecture_tally_does_not_run_is_refused_by_name(tmp_path):
+    model = tmp_path / "mamba.gguf"
+    data = bytearray(open(os.path.join(ARCH, "qwen2.gguf"), "rb").read())
+    at = data.find(b"qwen2")  # general.architecture's value comes first in the metadata
+    data[at:at + 5] = b"mamba"
+    model.write_bytes(bytes(data))
+    p = subprocess.run([BIN, "serve", "--model", str(model), "--port", str(free_port()), "--no-metering"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "'mamba' is not supported" in p.stderr and "qwen3" in p.stderr, p.stderr
