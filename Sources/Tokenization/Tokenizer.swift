@@ -35,6 +35,12 @@ package struct Tokenizer: Sendable {
 
     package var vocabularySize: Int { vocabulary.count }
 
+    /// Bytes the byte-level vocabulary has no token for: encode drops them, as llama.cpp does.
+    package var bytesWithoutToken: Set<UInt8> {
+        guard let bytePairs else { return [] }
+        return Set((0...255).filter { bytePairs.byteTokens[$0] < 0 }.map(UInt8.init))
+    }
+
     /// Reads the tokenizer of the GGUF file at `path`.
     package init(modelPath path: String) throws(TokenizationError) {
         let file: GGUFFile

@@ -48,6 +48,16 @@ enum ReferenceChecks {
         #expect(tokenizer.decode(tokenizer.encode("a\u{14}b\u{1}", parseSpecial: false)) == "ab\u{1}")
     }
 
+    /// Found by fuzzing: SmolLM2 also lacks rare UTF-8 lead bytes (0xF1); dropping one leaves its three
+    /// continuation bytes, which decode as three U+FFFD, so a round trip can be longer than the text.
+    @Test func aDroppedLeadByteLeavesReplacementCharacters() throws {
+        let tokenizer = try TokenizerFixtures.fixtureTokenizer()
+        #expect(tokenizer.bytesWithoutToken.isSuperset(of: [0x14, 0xF1]))
+        let once = tokenizer.decode(tokenizer.encode("\u{73CF3}8", parseSpecial: false))
+        #expect(once == "\u{FFFD}\u{FFFD}\u{FFFD}8")
+        #expect(tokenizer.decode(tokenizer.encode(once, parseSpecial: false)) == once)
+    }
+
     /// Found by fuzzing: two adjacent bytes without a token packed to the merge table's empty-slot key
     /// and merged into token 0, so "\u{13}\u{13}" in a prompt became <|endoftext|>.
     @Test func twoBytesWithoutATokenNeverMergeIntoAToken() throws {

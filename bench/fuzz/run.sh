@@ -15,6 +15,8 @@ runs=${2:-1000000}
 TALLY_FUZZ=1 swift build -c release --scratch-path .build/fuzz --product tally-fuzz >&2
 mkdir -p ".build/fuzz/corpus/$target"
 start=$(date +%s)
-TALLY_FUZZ_TARGET="$target" .build/fuzz/release/tally-fuzz -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=4096 \
+# SWIFT_BACKTRACE=enable=no: on a crash, libFuzzer reports and writes the input itself; the Swift
+# runtime's backtracer would otherwise be started too and can hang holding the output pipe.
+SWIFT_BACKTRACE=enable=no TALLY_FUZZ_TARGET="$target" .build/fuzz/release/tally-fuzz -runs="$runs" -max_len=4096 -timeout=10 -rss_limit_mb=4096 \
     -artifact_prefix=.build/fuzz/ ".build/fuzz/corpus/$target" "bench/fuzz/corpus/$target" 2>&1 | tail -n 4
 echo "$target: $runs runs in $(( $(date +%s) - start )) s, no crash, hang or sanitizer report"
