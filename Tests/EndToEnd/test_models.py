@@ -4,6 +4,7 @@ second, and answers the openai client; an architecture tally does not run is ref
 
     TALLY_BIN=.build/debug/tally python3 -m pytest -q Tests/EndToEnd/test_models.py
 """
+import json
 import os
 import shutil
 import signal
@@ -69,3 +70,17 @@ def test_an_architecture_tally_does_not_run_is_refused_by_name(tmp_path):
     p = subprocess.run([BIN, "serve", "--model", str(model), "--port", str(free_port()), "--no-metering"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "'mamba' is not supported" in p.stderr and "qwen3" in p.stderr, p.stderr
+
+
+def test_tally_list_shows_each_model_with_its_architecture_parameters_type_and_size(tmp_path):
+    for name in ["qwen2", "qwen3", "smollm3"]:
+        shutil.copy(os.path.join(ARCH, name + ".gguf"), tmp_path / (name + ".gguf"))
+    (tmp_path / "broken.gguf").write_bytes(b"GGUF but not really")
+    p = subprocess.run([BIN, "list", "--models-dir", str(tmp_path), "--json"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [r["file"] for r in rows] == ["broken.gguf", "qwen2.gguf", "qwen3.gguf", "smollm3.gguf"]
+    assert rows[0]["error"] == "not a readable GGUF"
+    assert [r["architecture"] for r in rows[1:]] == ["qwen2", "qwen3", "smollm3"]
+    assert all(r["type"] == "F32" and r["parameters"] > 10_000 for r in rows[1:])
+    assert rows[1]["bytes"] == os.path.getsize(tmp_path / "qwen2.gguf")
