@@ -20,12 +20,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(*flags, port=None):
-    """`tally serve` on loopback with the default model; returns (base URL, process) once /health is 200."""
-    if not os.path.exists(MODEL):
+def start_server(*flags, port=None, model=MODEL):
+    """`tally serve` on loopback (the default model unless `model` names another); returns (base URL,
+    process) once /health is 200."""
+    if not os.path.exists(model):
         pytest.skip("the default model is absent; run `tally pull`")
     port = port or free_port()
-    proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(port), "--kv-memory", "192", *flags],
+    proc = subprocess.Popen([BIN, "serve", "--model", model, "--port", str(port), "--kv-memory", "192", *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

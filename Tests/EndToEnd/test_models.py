@@ -9,32 +9,16 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-import urllib.request
 
 import openai
 
-from tally_e2e import BIN, ROOT, free_port
+from tally_e2e import BIN, ROOT, free_port, start_server
 
 ARCH = os.path.join(ROOT, "Tests/ModelRuntimeTests/Fixtures/arch")
 
 
 def serve(model):
-    port = free_port()
-    proc = subprocess.Popen([BIN, "serve", "--model", model, "--port", str(port), "--no-metering", "--kv-memory", "16"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            with urllib.request.urlopen(base + "/health", timeout=1) as r:
-                if r.status == 200:
-                    return base, proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("not healthy: " + proc.stdout.read())
+    return start_server("--no-metering", model=model)
 
 
 def stop(proc):
