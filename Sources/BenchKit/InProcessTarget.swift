@@ -38,6 +38,8 @@ package final class InProcessTarget: BenchTarget {
         do {
             for try await event in stream {
                 switch event {
+                case .promptLogprobs:
+                    break
                 case .token:
                     timer.chunk()
                 case .finished(let reason, let stats):

@@ -17,7 +17,13 @@ package struct EngineRequest: Sendable {
     /// Keep generating past end-of-generation: those ids are masked out (llama.cpp's --ignore-eos).
     package var ignoreEOS: Bool
     /// Return the log-probability of each chosen token and of this many top alternatives (nil: none).
+    /// Log-probabilities are the model's distribution as computed: before sampling's temperature and
+    /// filters, and before ignoreEOS masks the end-of-generation tokens.
     package var topLogprobs: Int?
+    /// Also return the log-probability of every prompt token after the first, given the tokens before it,
+    /// with this many top alternatives (nil: none): what `echo` with `logprobs` scores. Such a request
+    /// takes nothing from the prefix cache, since a cached token's logits were never computed.
+    package var promptLogprobs: Int?
     /// When the request reached the server; queue time counts from here.
     package var arrival: ContinuousClock.Instant
     /// Prefix-cache scope: only requests with the same salt share cached blocks (nil: the shared scope). The
@@ -92,6 +98,8 @@ package struct RequestStats: Sendable, Equatable {
 }
 
 package enum EngineEvent: Sendable {
+    /// With `promptLogprobs`: prompt tokens 1..<count scored, once, before the first `.token`.
+    case promptLogprobs([TokenLogprob])
     case token(TokenID, TokenLogprob?)
     case finished(FinishReason, RequestStats)
 }

@@ -62,6 +62,9 @@ final class Sequence {
     var lastTokenMicros: Int64?
     var busyMicros = 0.0
     var admittedOnce = false
+    /// With request.promptLogprobs: entry i scores prompt token i + 1, filled as prefill chunks compute.
+    var promptLogprobs: [TokenLogprob?] = []
+    var promptLogprobsSent = false
 
     init(request: EngineRequest, continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation?, arrivalMicros: Int64) {
         self.request = request
@@ -72,6 +75,12 @@ final class Sequence {
         cacheRoot = request.cacheSalt.map(BlockHash.init(salt:))
         stats.promptTokens = request.promptTokens.count
         stats.seed = sampler.seed
+        if request.promptLogprobs != nil { promptLogprobs = Array(repeating: nil, count: request.promptTokens.count - 1) }
+    }
+
+    /// Whether this step's positions start..<end include prompt positions whose logits score a prompt token.
+    func scoresPrompt(from start: Int) -> Bool {
+        request.promptLogprobs != nil && !promptLogprobsSent && start < request.promptTokens.count - 1
     }
 }
 
@@ -226,7 +235,7 @@ package final class EngineCore {
         }
         // Admit waiting requests in arrival order; none while blocks are short (we just preempted).
         while !preempted, budget > 0, running.count < config.maxSeqs, let seq = waiting.first {
-            if seq.numComputedTokens == 0 && seq.blockTable.isEmpty {
+            if seq.numComputedTokens == 0 && seq.blockTable.isEmpty && seq.request.promptLogprobs == nil {
                 let cached = applyPrefixCache(seq)
                 if !seq.admittedOnce {
                     seq.stats.cachedTokens = cached
@@ -259,13 +268,22 @@ package final class EngineCore {
         let scheduled = schedule()
         guard !scheduled.isEmpty else { return 0 }
         var batch = ForwardBatch()
-        var sampling: [Sequence] = []
+        var sampling: [(seq: Sequence, row: Int)] = []       // requests that draw a token, and their logits row
+        var scoring: [(seq: Sequence, position: Int, row: Int)] = []  // prompt positions whose next token is scored
         for (seq, n) in scheduled {
             if seq.firstScheduledMicros == nil { seq.firstScheduledMicros = start }
-            let end = seq.numComputedTokens + n
-            batch.append(sequence: Array(seq.tokens[seq.numComputedTokens..<end]), from: seq.numComputedTokens,
-                         blockTable: seq.blockTable, wantLogits: end == seq.tokens.count)
-            if end == seq.tokens.count { sampling.append(seq) }
+            let first = batch.tokenCount, from = seq.numComputedTokens, end = from + n
+            batch.append(sequence: Array(seq.tokens[from..<end]), from: from, blockTable: seq.blockTable, wantLogits: false)
+            if seq.scoresPrompt(from: from) {
+                for p in from..<min(end, seq.request.promptTokens.count - 1) {
+                    scoring.append((seq, p, batch.logitRows.count))
+                    batch.logitRows.append(first + p - from)
+                }
+            }
+            if end == seq.tokens.count {
+                sampling.append((seq, batch.logitRows.count))
+                batch.logitRows.append(batch.tokenCount - 1)
+            }
         }
         let logits = try runner.forward(batch)
         snapshotCounters.steps += 1
@@ -277,31 +295,41 @@ package final class EngineCore {
             seq.busyMicros += Double(now - start) * Double(n) / total
             registerFullBlocks(seq)
         }
+        let v = runner.vocabSize
+        scorePrompts(scoring, logits: logits)
+        // A request that asks for no tokens (echo with max_tokens 0, to score its prompt) ends with its prefill.
+        sampling.removeAll { entry in
+            guard entry.seq.request.maxTokens == 0 else { return false }
+            entry.seq.firstTokenMicros = now
+            entry.seq.lastTokenMicros = now
+            finishRunning(entry.seq, .length)
+            return true
+        }
         // Draw every request's token, on the compute threads: each request has its own sampler (and RNG),
         // so a token does not depend on which thread drew it. With 16 requests, drawing one by one from
         // the full vocabulary left the second core idle for a sixth of the step.
-        let v = runner.vocabSize
         var picks = [(token: TokenID, logprob: TokenLogprob?)](repeating: (0, nil), count: sampling.count)
         logits.withUnsafeBufferPointer { all in
             picks.withUnsafeMutableBufferPointer { out in
-                runner.forEach(sampling.count) { row in
-                    let seq = sampling[row]
+                runner.forEach(sampling.count) { i in
+                    let (seq, row) = sampling[i]
                     var rowLogits = Array(all[row * v..<(row + 1) * v])
-                    if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
+                    // Log-probabilities are the model's own distribution: taken before ignoreEOS masks.
                     let wantLogprobs = seq.request.topLogprobs
                     let original = wantLogprobs != nil ? rowLogits : []
+                    if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
                     let token = rowLogits.withUnsafeMutableBufferPointer { seq.sampler.sample($0) }
                     var logprob: TokenLogprob? = nil
                     if let top = wantLogprobs {
                         let lp = original.withUnsafeBufferPointer { Sampler.logProbabilities($0, chosen: token, top: top) }
                         logprob = TokenLogprob(logprob: lp.chosen, top: lp.top)
                     }
-                    out[row] = (token, logprob)
+                    out[i] = (token, logprob)
                 }
             }
         }
-        for (row, seq) in sampling.enumerated() {
-            let (token, logprob) = picks[row]
+        for (i, (seq, _)) in sampling.enumerated() {
+            let (token, logprob) = picks[i]
             seq.sampler.accept(token)
             seq.tokens.append(token)
             seq.generated += 1
@@ -316,6 +344,31 @@ package final class EngineCore {
             }
         }
         return batch.tokenCount
+    }
+
+    /// Scores the prompt tokens this step computed logits for (on the compute threads, a row each), and
+    /// sends a request its prompt log-probabilities once its whole prompt is computed.
+    private func scorePrompts(_ scoring: [(seq: Sequence, position: Int, row: Int)], logits: [Float]) {
+        guard !scoring.isEmpty else { return }
+        let v = runner.vocabSize
+        var scored = [TokenLogprob?](repeating: nil, count: scoring.count)
+        logits.withUnsafeBufferPointer { all in
+            scored.withUnsafeMutableBufferPointer { out in
+                runner.forEach(scoring.count) { i in
+                    let (seq, p, row) = scoring[i]
+                    let lp = Sampler.logProbabilities(UnsafeBufferPointer(rebasing: all[row * v..<(row + 1) * v]),
+                                                      chosen: seq.request.promptTokens[p + 1], top: seq.request.promptLogprobs ?? 0)
+                    out[i] = TokenLogprob(logprob: lp.chosen, top: lp.top)
+                }
+            }
+        }
+        for (i, entry) in scoring.enumerated() { entry.seq.promptLogprobs[entry.position] = scored[i] }
+        var sequences: [Sequence] = []
+        for entry in scoring where !sequences.contains(where: { $0 === entry.seq }) { sequences.append(entry.seq) }
+        for seq in sequences where seq.numComputedTokens >= seq.request.promptTokens.count - 1 {
+            seq.promptLogprobsSent = true
+            seq.continuation?.yield(.promptLogprobs(seq.promptLogprobs.map { $0! }))
+        }
     }
 
     /// Registers every newly full, computed block of `seq` in the prefix cache.

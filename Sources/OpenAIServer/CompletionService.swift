@@ -103,9 +103,11 @@ struct CompletionService: Sendable {
         if let logprobs = wire.logprobs, !(0...config.maxTopLogprobs).contains(logprobs) {
             throw APIError.invalid("logprobs is \(logprobs) but must be between 0 and \(config.maxTopLogprobs)", param: "logprobs")
         }
-        let prepared = try prepare(fields, promptTokens: promptTokens, promptParam: "prompt", maxTokens: fields.maxTokens,
-                                   maxTokensParam: "max_tokens", topLogprobs: wire.logprobs, echoText: echoText,
-                                   idPrefix: "cmpl-", arrival: arrival)
+        // echo with max_tokens 0 scores the prompt without generating (what perplexity scorers send).
+        var prepared = try prepare(fields, promptTokens: promptTokens, promptParam: "prompt", maxTokens: fields.maxTokens,
+                                   maxTokensParam: "max_tokens", minimumMaxTokens: wire.echo ? 0 : 1, topLogprobs: wire.logprobs,
+                                   echoText: echoText, idPrefix: "cmpl-", arrival: arrival)
+        if wire.echo { prepared.engineRequest.promptLogprobs = wire.logprobs }
         let shape = ResponseShape.completion(id: prepared.engineRequest.id, created: created, model: modelName,
                                              tokenizer: tokenizer, echoOffset: echoText?.unicodeScalars.count ?? 0)
         return try await respond(prepared, shape: shape, request: request, context: context)
@@ -168,6 +170,20 @@ struct CompletionService: Sendable {
         return Array(buffer.readableBytesView)
     }
 
+    /// Logprobs entries of an echoed prompt: the first token has none, token i + 1 has `scored[i]`; text
+    /// offsets are where each token's text starts in the detokenized prompt.
+    func promptEntries(_ prompt: [TokenID], _ scored: [TokenLogprob]) -> [TokenLogprobEntry] {
+        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+        var offset = 0
+        return prompt.enumerated().map { i, token in
+            let start = offset
+            offset += detokenizer.append(token).unicodeScalars.count
+            let lp = i == 0 || i > scored.count ? nil : scored[i - 1]
+            return TokenLogprobEntry(token: token, logprob: lp?.logprob, top: lp?.top.map { .init(token: $0.token, logprob: $0.logprob) },
+                                     textOffset: start, fromPrompt: true)
+        }
+    }
+
     private func withBOS(_ tokens: [TokenID]) -> [TokenID] {
         guard tokenizer.addBOS, let bos = tokenizer.bosTokenID, tokens.first != bos else { return tokens }
         return [bos] + tokens
@@ -175,7 +191,7 @@ struct CompletionService: Sendable {
 
     private func prepare(
         _ fields: GenerationFields, promptTokens: [TokenID], promptParam: String, maxTokens: Int?, maxTokensParam: String,
-        topLogprobs: Int?, echoText: String?, idPrefix: String, arrival: ContinuousClock.Instant
+        minimumMaxTokens: Int = 1, topLogprobs: Int?, echoText: String?, idPrefix: String, arrival: ContinuousClock.Instant
     ) throws -> PreparedGeneration {
         if let n = fields.n, n != 1 {
             throw APIError.invalid("n is \(n) but this server returns one choice per request; send n: 1 (or omit it) and repeat the request for more", param: "n")
@@ -201,8 +217,9 @@ struct CompletionService: Sendable {
         }
         let limit: Int
         if let maxTokens {
-            guard maxTokens >= 1 else {
-                throw APIError.invalid("\(maxTokensParam) is \(maxTokens) but must be at least 1", param: maxTokensParam)
+            guard maxTokens >= minimumMaxTokens else {
+                throw APIError.invalid("\(maxTokensParam) is \(maxTokens) but must be at least \(minimumMaxTokens)"
+                                       + (minimumMaxTokens == 1 ? " (0 only with echo, to score the prompt)" : ""), param: maxTokensParam)
             }
             guard promptTokens.count + maxTokens <= context else {
                 throw APIError.invalid("the prompt has \(promptTokens.count) tokens and \(maxTokensParam) is \(maxTokens), but the model's context holds \(context); lower \(maxTokensParam) to at most \(context - promptTokens.count) or shorten the prompt",
@@ -268,7 +285,7 @@ struct CompletionService: Sendable {
         }
         // Durable first: a response's body or final chunk goes out only after `recorder.usage()` returned.
         if !prepared.stream {
-            var text = prepared.echoText ?? ""
+            var text = ""
             var logprobs: [TokenLogprobEntry] = []
             let finishReason = try await generate(prepared, handle: handle) { delta in
                 text += delta.text
@@ -287,7 +304,7 @@ struct CompletionService: Sendable {
                     try await writer.write(ByteBuffer(string: "data: \(json.serialized)\n\n"))
                 }
                 let usageNull = generation.includeUsage
-                if let first = shape.firstChunk(echoText: generation.echoText, usageNull: usageNull) { try await send(first) }
+                if let first = shape.firstChunk(usageNull: usageNull) { try await send(first) }
                 do {
                     let finishReason = try await service.generate(generation, handle: handle) { delta in
                         if delta.isEmpty { return }
@@ -337,15 +354,27 @@ struct CompletionService: Sendable {
         var lastTokenAt: ContinuousClock.Instant?
 
         guard let stream = handle.take() else { throw APIError.internalError(EngineError.internalError("engine stream consumed twice")) }
+        // With echo the prompt's text is the first delta: at once, or with `logprobs` once the engine scored
+        // the prompt (a one-token prompt has nothing to score, so then at the first token or the finish).
+        var echo = prepared.echoText
+        func sendEcho(_ scored: [TokenLogprob]) async throws {
+            guard let text = echo else { return }
+            echo = nil
+            try await onDelta(TextDelta(text: text, logprobs: request.promptLogprobs == nil ? [] : promptEntries(request.promptTokens, scored)))
+        }
+        if request.promptLogprobs == nil { try await sendEcho([]) }
         // A stop string matched: the engine is told to end the request, and tokens it made meanwhile are
         // dropped, so that `.finished` still brings the engine's stats (cached tokens, timings, busy share).
         var stoppedByString = false
         do {
             for try await event in stream {
                 switch event {
+                case .promptLogprobs(let scored):
+                    try await sendEcho(scored)
                 case .token where stoppedByString:
                     continue
                 case .token(let token, let logprob):
+                    try await sendEcho([])
                     let now = ContinuousClock.now
                     if let lastTokenAt {
                         metrics.recordInterToken(seconds: (now - lastTokenAt).inSeconds)
@@ -362,6 +391,7 @@ struct CompletionService: Sendable {
                 case .finished where stoppedByString:
                     return Engine.FinishReason.stop.rawValue
                 case .finished(let reason, _):
+                    try await sendEcho([])
                     let delta = pipeline.finish()
                     try await onDelta(delta)
                     return delta.stopped ? Engine.FinishReason.stop.rawValue : reason.rawValue

@@ -42,13 +42,12 @@ enum ResponseShape: Sendable {
         return .object(header + [("choices", .array([choice])), ("usage", usage)])
     }
 
-    /// The chunk sent before any generated text: chat's carries the assistant role; completions' carries
-    /// the echoed prompt when `echo` is set (nil: no such chunk).
-    func firstChunk(echoText: String?, usageNull: Bool) -> JSON? {
+    /// The chunk sent before any generated text: chat's carries the assistant role (nil: no such chunk;
+    /// completions' echoed prompt comes from `CompletionService.generate` as the first delta).
+    func firstChunk(usageNull: Bool) -> JSON? {
         switch self {
         case .completion:
-            guard let echoText, !echoText.isEmpty else { return nil }
-            return chunk(text: echoText, logprobs: nil, finishReason: nil, usageNull: usageNull)
+            return nil
         case .chat:
             let choice = JSON.object([("index", .int(0)),
                                       ("delta", .object([("role", .string("assistant")), ("content", .string(""))])),
@@ -84,16 +83,17 @@ enum ResponseShape: Sendable {
             // Legacy completions: parallel lists, top alternatives as {token text: logprob}.
             return .object([
                 ("tokens", .array(entries.map { .string(tokenizer.piece($0.token)) })),
-                ("token_logprobs", .array(entries.map { .float($0.logprob) })),
+                ("token_logprobs", .array(entries.map { $0.logprob.map(JSON.float) ?? .null })),
                 ("top_logprobs", .array(entries.map { entry -> JSON in
+                    guard let top = entry.top else { return .null }
                     // Two tokens may share a text; the object keeps the first (most likely) one.
                     var seen = Set<String>()
-                    return .object(entry.top.compactMap { top -> (String, JSON)? in
+                    return .object(top.compactMap { top -> (String, JSON)? in
                         let text = tokenizer.piece(top.token)
                         return seen.insert(text).inserted ? (text, .float(top.logprob)) : nil
                     })
                 })),
-                ("text_offset", .array(entries.map { .int(echoOffset + $0.textOffset) })),
+                ("text_offset", .array(entries.map { .int(($0.fromPrompt ? 0 : echoOffset) + $0.textOffset) })),
             ])
         case .chat(_, _, _, let tokenizer):
             func item(_ token: TokenID, _ logprob: Float) -> [(String, JSON)] {
@@ -101,8 +101,8 @@ enum ResponseShape: Sendable {
                  ("bytes", .array(tokenizer.pieceBytes(token).map { .int(Int($0)) }))]
             }
             return .object([("content", .array(entries.map { entry in
-                .object(item(entry.token, entry.logprob)
-                        + [("top_logprobs", .array(entry.top.map { .object(item($0.token, $0.logprob)) }))])
+                .object(item(entry.token, entry.logprob ?? 0)
+                        + [("top_logprobs", .array((entry.top ?? []).map { .object(item($0.token, $0.logprob)) }))])
             }))])
         }
     }

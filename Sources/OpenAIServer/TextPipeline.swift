@@ -10,13 +10,16 @@ import Engine
 import GGUF
 import Tokenization
 
-/// One generated token's log-probability, ready for either endpoint's logprobs format.
+/// One token's log-probability, ready for either endpoint's logprobs format: a generated token's, or with
+/// `echo` a prompt token's (the first prompt token has none: nothing precedes it).
 package struct TokenLogprobEntry: Sendable, Equatable {
     package var token: TokenID
-    package var logprob: Float
-    package var top: [TopEntry]
-    /// Offset of the token's text in the choice's generated text, in Unicode scalars.
+    package var logprob: Float?
+    package var top: [TopEntry]?
+    /// Offset of the token's text in the choice's generated text, in Unicode scalars (a prompt token's: in
+    /// the echoed prompt, which starts the choice's text).
     package var textOffset: Int
+    package var fromPrompt = false
 
     package struct TopEntry: Sendable, Equatable {
         package var token: TokenID

@@ -114,6 +114,48 @@ def test_streaming_chat_equals_non_streamed(client):
     assert chunks[-1].usage.prompt_tokens_details.cached_tokens > 0
 
 
+ECHO_PROMPT = "The licensee may copy and distribute verbatim copies of the Program's source code."
+
+
+def test_echo_with_logprobs_scores_the_prompt(client):
+    # What perplexity scorers send: the prompt back with each token's log-probability, nothing generated.
+    r = client.completions.create(model="smollm", prompt=ECHO_PROMPT, max_tokens=0, echo=True, logprobs=5)
+    choice, lp = r.choices[0], r.choices[0].logprobs
+    assert choice.text == ECHO_PROMPT and choice.finish_reason == "length"
+    assert r.usage.completion_tokens == 0 and len(lp.tokens) == r.usage.prompt_tokens
+    assert "".join(lp.tokens) == ECHO_PROMPT
+    assert lp.text_offset == [len("".join(lp.tokens[:i])) for i in range(len(lp.tokens))]
+    # The first token has nothing before it; every other is scored, with 5 alternatives, the best first.
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    for token, logprob, top in zip(lp.tokens[1:], lp.token_logprobs[1:], lp.top_logprobs[1:]):
+        assert logprob <= 0 and len(top) == 5
+        assert max(top.values()) >= logprob - 1e-6
+        if token in top:
+            assert abs(top[token] - logprob) < 1e-6
+    # A well-formed English sentence: most tokens are far from improbable.
+    assert sum(lp.token_logprobs[1:]) / (len(lp.tokens) - 1) > -6
+
+
+def test_echo_logprobs_ignore_the_prefix_cache_and_stream_alike(client):
+    first = client.completions.create(model="smollm", prompt=ECHO_PROMPT, max_tokens=0, echo=True, logprobs=1)
+    # Now the prompt's blocks are cached; scoring it again recomputes them (a cached token has no logits)
+    # and gives the same figures. lm-evaluation-harness's local-completions asks for max_tokens 1.
+    again = client.completions.create(model="smollm", prompt=ECHO_PROMPT, max_tokens=1, echo=True, logprobs=1,
+                                      temperature=0)
+    assert again.usage.prompt_tokens_details.cached_tokens == 0
+    n = again.usage.prompt_tokens
+    assert again.choices[0].logprobs.token_logprobs[:n] == first.choices[0].logprobs.token_logprobs
+    assert len(again.choices[0].logprobs.tokens) == n + again.usage.completion_tokens
+    assert again.choices[0].text.startswith(ECHO_PROMPT)
+    if again.usage.completion_tokens:
+        assert again.choices[0].logprobs.text_offset[n] == len(ECHO_PROMPT)
+    chunks = list(client.completions.create(model="smollm", prompt=ECHO_PROMPT, max_tokens=1, echo=True, logprobs=1,
+                                            temperature=0, stream=True))
+    assert "".join(c.choices[0].text for c in chunks) == again.choices[0].text
+    streamed = [t for c in chunks if c.choices[0].logprobs for t in c.choices[0].logprobs.token_logprobs]
+    assert streamed == again.choices[0].logprobs.token_logprobs
+
+
 def test_bad_request_gets_an_openai_error(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model="smollm", prompt="hi", max_tokens=4, temperature=5)

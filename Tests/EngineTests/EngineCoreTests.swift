@@ -32,6 +32,10 @@ struct ManualClock: EngineClock { func nowMicros() -> Int64 { 0 } }
 /// Collects a request's events synchronously (EngineCore yields on the calling thread).
 final class Collector: @unchecked Sendable {
     var tokens: [TokenID] = []
+    var logprobs: [TokenLogprob?] = []
+    var promptLogprobs: [[TokenLogprob]] = []
+    /// Event kinds in order: "prompt", "token", "finished".
+    var order: [String] = []
     var finish: (FinishReason, RequestStats)?
     let continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation
     let stream: AsyncThrowingStream<EngineEvent, Error>
@@ -41,8 +45,9 @@ final class Collector: @unchecked Sendable {
     func drain() async throws {
         for try await event in stream {
             switch event {
-            case .token(let t, _): tokens.append(t)
-            case .finished(let r, let s): finish = (r, s)
+            case .promptLogprobs(let p): promptLogprobs.append(p); order.append("prompt")
+            case .token(let t, let l): tokens.append(t); logprobs.append(l); order.append("token")
+            case .finished(let r, let s): finish = (r, s); order.append("finished")
             }
         }
     }
@@ -304,4 +309,88 @@ final class FinishLog: @unchecked Sendable {
     private var log: [(FinishReason, RequestStats)] = []
     var entries: [(FinishReason, RequestStats)] { lock.lock(); defer { lock.unlock() }; return log }
     func add(_ reason: FinishReason, _ stats: RequestStats) { lock.lock(); log.append((reason, stats)); lock.unlock() }
+}
+
+/// `echo` with `logprobs`: prompt tokens scored by the logits of the positions before them.
+@Suite struct PromptLogprobsTests {
+    /// FakeRunner's logits row after token t: 10 at (t + 1) mod 64, 0 elsewhere.
+    static func fakeRow(after t: TokenID) -> [Float] {
+        var row = [Float](repeating: 0, count: 64)
+        row[Int(t + 1) % 64] = 10
+        return row
+    }
+
+    static func expected(_ row: [Float], _ chosen: TokenID, top: Int) -> TokenLogprob {
+        let lp = row.withUnsafeBufferPointer { Sampler.logProbabilities($0, chosen: chosen, top: top) }
+        return TokenLogprob(logprob: lp.chosen, top: lp.top)
+    }
+
+    @Test func everyPromptTokenAfterTheFirstIsScoredOnceAcrossPrefillChunks() async throws {
+        let core = makeCore(maxBatchTokens: 4)
+        let a = Collector()
+        let prompt: [TokenID] = [5, 6, 9, 10, 11, 30, 31, 2, 3, 4]  // some tokens the fake predicts, some it does not
+        var request = greedyRequest("a", prompt, maxTokens: 2)
+        request.promptLogprobs = 3
+        try core.add(request, continuation: a.continuation)
+        try runToCompletion(core)
+        try await a.drain()
+        #expect(a.order == ["prompt", "token", "token", "finished"])
+        let scored = try #require(a.promptLogprobs.first)
+        #expect(scored.count == prompt.count - 1)
+        for i in 1..<prompt.count {
+            #expect(scored[i - 1] == Self.expected(Self.fakeRow(after: prompt[i - 1]), prompt[i], top: 3), "prompt token \(i)")
+        }
+        // Chunks of 4: the scored positions' rows were asked of the model, every prompt position but the last
+        // (whose row is the first generated token's).
+        let runner = core.runner as! FakeRunner
+        #expect(runner.batches[0].logitRows == [0, 1, 2, 3])
+        #expect(runner.batches[2].logitRows == [0, 1])  // positions 8 and 9: 8 is scored, 9 samples
+    }
+
+    @Test func aRequestThatScoresItsPromptTakesNothingFromThePrefixCache() async throws {
+        let core = makeCore()
+        let a = Collector(), b = Collector()
+        try core.add(greedyRequest("a", ids(0..<10), maxTokens: 1), continuation: a.continuation)
+        try runToCompletion(core)
+        var request = greedyRequest("b", ids(0..<10), maxTokens: 1)
+        request.promptLogprobs = 0
+        try core.add(request, continuation: b.continuation)
+        try runToCompletion(core)
+        try await b.drain()
+        #expect(b.finish?.1.cachedTokens == 0)
+        #expect(b.promptLogprobs.first?.count == 9)
+        #expect(b.promptLogprobs.first?.allSatisfy { $0.top.isEmpty } == true)
+    }
+
+    @Test func maxTokensZeroScoresThePromptAndGeneratesNothing() async throws {
+        let core = makeCore()
+        let a = Collector()
+        var request = greedyRequest("a", ids(0..<6), maxTokens: 0)
+        request.promptLogprobs = 1
+        try core.add(request, continuation: a.continuation)
+        try runToCompletion(core)
+        try await a.drain()
+        #expect(a.order == ["prompt", "finished"])
+        #expect(a.finish?.0 == .length && a.finish?.1.generatedTokens == 0)
+        #expect(core.pool.usedCount == 0)
+    }
+
+    /// ignore_eos changes which token is drawn, not the distribution reported: the end-of-generation token
+    /// keeps its probability in logprobs (it used to be masked and the rest renormalised).
+    @Test func logprobsUnderIgnoreEOSAreTheModelsDistribution() async throws {
+        let core = makeCore()
+        let a = Collector()
+        var request = greedyRequest("a", [3], maxTokens: 1)
+        request.stopTokenIDs = [4]  // the fake model's choice after 3
+        request.ignoreEOS = true
+        request.topLogprobs = 2
+        try core.add(request, continuation: a.continuation)
+        try runToCompletion(core)
+        try await a.drain()
+        let chosen = try #require(a.tokens.first)
+        #expect(chosen != 4)
+        let logprob = try #require(a.logprobs.first ?? nil)
+        #expect(logprob == Self.expected(Self.fakeRow(after: 3), chosen, top: 2))
+        #expect(logprob.top.first?.token == 4)
+    }
 }
