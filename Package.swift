@@ -54,6 +54,8 @@ let package = Package(
         // Any supported GGUF -> Q8_0 GGUF, and pulling the default model (`tally pull`).
         .target(name: "Quantizer", dependencies: [
             "GGUF", "Kernels", "ModelRuntime", .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // OpenAI-compatible HTTP routes; usage records and costs through Metering's Meter.
         .target(name: "OpenAIServer", dependencies: [

