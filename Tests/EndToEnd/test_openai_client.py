@@ -156,6 +156,33 @@ def test_echo_logprobs_ignore_the_prefix_cache_and_stream_alike(client):
     assert streamed == again.choices[0].logprobs.token_logprobs
 
 
+def test_echo_logprobs_equal_tally_perplexitys_rows(client, tmp_path):
+    # bench/accuracy judges tally through `tally perplexity --logits`; the server's echo must score the same
+    # tokens with the same numbers (one prefill of the same 64 tokens either way).
+    import array, math
+    from tally_e2e import BIN, MODEL
+    text = tmp_path / "text.txt"
+    text.write_text(open("/usr/share/common-licenses/GPL-3").read()[:2000])
+    out = tmp_path / "logits.bin"
+    p = subprocess.run([BIN, "perplexity", "--model", MODEL, "--file", str(text), "--context", "64", "--logits", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.startswith("perplexity "), p.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"tallylgt"
+    header = array.array("I", data[8:28])
+    version, context, stride, vocab, count = header
+    assert (version, context, stride) == (1, 64, 32)
+    tokens = array.array("i", data[28:28 + 4 * count]).tolist()
+    rows = array.array("f", data[28 + 4 * count:28 + 4 * count + 4 * stride * vocab])
+    r = client.completions.create(model="smollm", prompt=tokens[:64], max_tokens=0, echo=True, logprobs=0)
+    echoed = r.choices[0].logprobs.token_logprobs
+    for i in range(stride):  # row i: position 31 + i, scoring token 32 + i
+        row = rows[i * vocab:(i + 1) * vocab]
+        top = max(row)
+        want = row[tokens[32 + i]] - top - math.log(sum(math.exp(x - top) for x in row))
+        assert abs(echoed[32 + i] - want) < 1e-4, (i, echoed[32 + i], want)
+
+
 def test_bad_request_gets_an_openai_error(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model="smollm", prompt="hi", max_tokens=4, temperature=5)
