@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Read (mmap) and write GGUF v3; tensor codecs; key strings and tensor names live here.
@@ -50,6 +52,7 @@ let package = Package(
         // Usage records, prices, cost model, store, reports.
         .target(name: "Metering", dependencies: [
             "GGUF", .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Any supported GGUF -> Q8_0 GGUF, and pulling the default model (`tally pull`).
         .target(name: "Quantizer", dependencies: [
@@ -96,6 +99,7 @@ let package = Package(
         ]),
         .testTarget(name: "MeteringTests", dependencies: [
             "Metering", .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Fixtures", "Goldens"]),
         .testTarget(name: "BenchKitTests", dependencies: [
             "BenchKit", "Metering", .product(name: "Hummingbird", package: "hummingbird"),

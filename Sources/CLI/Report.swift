@@ -16,7 +16,7 @@ struct ReportCommand: AsyncParsableCommand {
             Example: tally report --since 2026-11-01 --until 2026-12-01 --by tenant --format html --output report.html
             """)
 
-    @Option(help: "Usage database (default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
+    @Option(help: "Usage database: a SQLite file (default: $TALLY_DB or ~/.local/share/tally/usage.db) or postgres://USER@HOST:PORT/DB.") var db: String?
     @Option(help: "Only requests finished at or after this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).") var since: String?
     @Option(help: "Only requests finished before this UTC time.") var until: String?
     @Option(help: "Group by tenant, model, day, tag, user (the OpenAI user field) or session (X-Tally-Session).") var by: Grouping?
@@ -37,10 +37,10 @@ struct ReportCommand: AsyncParsableCommand {
         let pricing = try pricingOptions.pricing()
         let policy = try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) }
         let path = db ?? defaultUsageDatabase()
-        guard FileManager.default.fileExists(atPath: path) else {
+        guard PostgresUsageStore.isURL(path) || FileManager.default.fileExists(atPath: path) else {
             throw ValidationError("no usage database at \(path); serve some requests first or pass --db")
         }
-        let store = try await SQLiteUsageStore.open(path: path)
+        let store = try await openUsageStore(path)
         let records: [UsageRecord], runs: [ServerRun], outcomes: [Outcome]
         do {
             let range = TimeRange(sinceMicros: sinceMicros, untilMicros: untilMicros)

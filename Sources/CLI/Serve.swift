@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
     @Flag(help: "Share prefix-cache blocks across API keys (by default each tenant's cache is its own, so no tenant can detect another's prompts).")
     var sharedPrefixCache = false
-    @Option(help: "Usage database (SQLite; default: $TALLY_DB or ~/.local/share/tally/usage.db).") var db: String?
+    @Option(help: "Usage database: a SQLite file (default: $TALLY_DB or ~/.local/share/tally/usage.db) or postgres://USER@HOST:PORT/DB.") var db: String?
     @Flag(help: "Do not record usage or price requests (no usage.cost, no budgets).") var noMetering = false
     @Flag(help: "Answer 503 instead of serving while usage records cannot be written (one request a second probes the store).")
     var requireMetering = false
@@ -92,9 +92,12 @@ struct Serve: AsyncParsableCommand {
         try? await store?.close()
     }
 
-    private func openStore() async throws -> SQLiteUsageStore? {
+    private func openStore() async throws -> (any UsageStore)? {
         guard !noMetering else { return nil }
         let dbPath = db ?? defaultUsageDatabase()
+        if PostgresUsageStore.isURL(dbPath) {
+            do { return try await PostgresUsageStore.open(url: dbPath) } catch { throw CLIError("\(error)") }
+        }
         do {
             try FileManager.default.createDirectory(atPath: (dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         } catch {
@@ -103,7 +106,7 @@ struct Serve: AsyncParsableCommand {
         do { return try await SQLiteUsageStore.open(path: dbPath) } catch { throw CLIError("\(error)") }
     }
 
-    private func load(apiKeys: [TenantKey], pricing: Meter.Pricing?, policy: BudgetPolicy, store: SQLiteUsageStore?) async throws {
+    private func load(apiKeys: [TenantKey], pricing: Meter.Pricing?, policy: BudgetPolicy, store: (any UsageStore)?) async throws {
         let path = try model ?? Pull.defaultModelPulledIfMissing()
         let llama = try LlamaModel(path: ServableModel.path(for: path, log: printError), threads: threads, verify: verify)
         printError("weights: \(llama.weights.source)")
@@ -148,7 +151,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     private func serve(engine: BatchingEngine, llama: LlamaModel, tokenizer: Tokenizer, path: String, apiKeys: [TenantKey],
-                       pricing: Meter.Pricing?, policy: BudgetPolicy, store: SQLiteUsageStore?) async throws {
+                       pricing: Meter.Pricing?, policy: BudgetPolicy, store: (any UsageStore)?) async throws {
         var config = ServerConfig()
         config.host = host
         config.port = port
@@ -162,7 +165,7 @@ struct Serve: AsyncParsableCommand {
             // The machine is billed from here (model loaded) to the stop, busy or idle.
             heartbeat = try await RunHeartbeat.start(store: opened, host: replica ?? ProcessInfo.processInfo.hostName,
                                                      interval: .seconds(heartbeatSeconds))
-            printError("metering to \(opened.path); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
+            printError("metering to \(opened.location); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias

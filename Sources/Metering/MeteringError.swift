@@ -31,6 +31,8 @@ package enum MeteringError: Error, Equatable, CustomStringConvertible {
 
     package var description: String {
         switch self {
+        case .storeFailed(let path, let operation, let reason) where PostgresUsageStore.isURL(path):
+            return "usage store \(path): \(operation) failed: \(reason). Check that PostgreSQL runs there, accepts this user and lets it create tables, or pass another --db."
         case .storeFailed(let path, let operation, let reason):
             return "usage store \(path): \(operation) failed: \(reason). Check the path is writable and not used by another tally, or pass another --db."
         case .schemaTooNew(let path, let found, let known):

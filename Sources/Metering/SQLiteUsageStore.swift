@@ -98,6 +98,7 @@ package actor SQLiteUsageStore: UsageStore {
     static let rowsPerInsert = 500
 
     package nonisolated let path: String
+    package nonisolated var location: String { path }
     private var connection: SQLiteConnection?
     private var pending: [(record: UsageRecord, done: CheckedContinuation<Void, any Error>)] = []
     private var writing = false

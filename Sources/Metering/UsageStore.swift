@@ -138,6 +138,8 @@ package struct UsageGroup: Sendable, Equatable, Hashable, Codable {
 /// each heartbeat and at stop (a stamp never moves `lastSeenMicros` back), `runs` for a report's bill.
 /// Outcomes (`Outcome`) mark what a call or a workflow achieved; `appendOutcome` is idempotent by id too.
 package protocol UsageStore: Sendable {
+    /// Where the records are, for messages: a file path or a URL without its password.
+    var location: String { get }
     func append(_ record: UsageRecord) async throws
     /// The record with this id, if stored.
     func record(id: String) async throws -> UsageRecord?
@@ -168,6 +170,13 @@ extension UsageStore {
     }
 }
 
+/// Opens the store `--db` names: a PostgreSQL URL (`postgres://...`, shared by a fleet of replicas) or a
+/// SQLite file path (the embedded default).
+package func openUsageStore(_ db: String) async throws -> any UsageStore {
+    if PostgresUsageStore.isURL(db) { return try await PostgresUsageStore.open(url: db) }
+    return try await SQLiteUsageStore.open(path: db)
+}
+
 /// Records in an array: for tests and for `serve` without `--db`. Lost on exit.
 package actor InMemoryUsageStore: UsageStore {
     private var stored: [UsageRecord] = []
@@ -175,6 +184,7 @@ package actor InMemoryUsageStore: UsageStore {
     private var serverRuns: [String: ServerRun] = [:]
     private var storedOutcomes: [Outcome] = []
     private var closed = false
+    package nonisolated let location = "memory"
 
     package init(records: [UsageRecord] = []) {
         for record in records where ids.insert(record.id).inserted { stored.append(record) }

@@ -1,4 +1,4 @@
-// The one contract every UsageStore keeps, run over the in-memory store and SQLite: round trips,
+// The one contract every UsageStore keeps, run over the in-memory store, SQLite and PostgreSQL: round trips,
 // idempotent appends, half-open time ranges, tenant filters, grouping, concurrent appends, close.
 
 import Foundation
@@ -6,14 +6,22 @@ import Foundation
 import Testing
 
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
     var testDescription: String { rawValue }
 
-    /// A fresh, empty store (SQLite in its own temporary directory).
+    /// Every kind this run can test: PostgreSQL needs TALLY_TEST_POSTGRES (a server URL; `.ci/run` starts one
+    /// and sets it). In CI (CI set) it is always included, so a missing server fails rather than skips.
+    static var allCases: [StoreKind] {
+        let env = ProcessInfo.processInfo.environment
+        return env["TALLY_TEST_POSTGRES"] != nil || env["CI"] != nil ? [.memory, .sqlite, .postgres] : [.memory, .sqlite]
+    }
+
+    /// A fresh, empty store (SQLite in its own temporary directory, PostgreSQL in a database of its own).
     func make() async throws -> any UsageStore {
         switch self {
         case .memory: return InMemoryUsageStore()
         case .sqlite: return try await SQLiteUsageStore.open(path: try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path)
+        case .postgres: return try await PostgresUsageStore.open(url: try await PostgresTestServer.freshDatabase())
         }
     }
 }

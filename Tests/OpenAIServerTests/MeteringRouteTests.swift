@@ -234,6 +234,7 @@ private func sentenceEngine(cached: Int = 0, delay: Duration? = nil) throws -> F
 
 /// A store whose disk is full.
 private struct FailingStore: UsageStore {
+    let location = "failing"
     struct Full: Error {}
     func append(_ record: UsageRecord) async throws { throw Full() }
     func startRun(_ run: ServerRun) async throws { throw Full() }
