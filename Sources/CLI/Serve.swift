@@ -33,6 +33,8 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Share prefix-cache blocks across API keys (by default each tenant's cache is its own, so no tenant can detect another's prompts).")
     var sharedPrefixCache = false
     @Option(help: "Usage database: a SQLite file (default: $TALLY_DB or ~/.local/share/tally/usage.db) or postgres://USER@HOST:PORT/DB.") var db: String?
+    @Option(help: "With a postgres:// --db: the local SQLite file that holds records while PostgreSQL does not answer (default: spool-REPLICA.db beside the default usage database).")
+    var spool: String?
     @Flag(help: "Do not record usage or price requests (no usage.cost, no budgets).") var noMetering = false
     @Flag(help: "Answer 503 instead of serving while usage records cannot be written (one request a second probes the store).")
     var requireMetering = false
@@ -96,7 +98,13 @@ struct Serve: AsyncParsableCommand {
         guard !noMetering else { return nil }
         let dbPath = db ?? defaultUsageDatabase()
         if PostgresUsageStore.isURL(dbPath) {
-            do { return try await PostgresUsageStore.open(url: dbPath) } catch { throw CLIError("\(error)") }
+            let spoolPath = spool ?? ((defaultUsageDatabase() as NSString).deletingLastPathComponent as NSString)
+                .appendingPathComponent("spool-\(replica ?? ProcessInfo.processInfo.hostName).db")
+            do {
+                try FileManager.default.createDirectory(atPath: (spoolPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                let shared = try await PostgresUsageStore.open(url: dbPath)
+                return try await SpoolingUsageStore(shared: shared, spool: try await SQLiteUsageStore.open(path: spoolPath), log: printError)
+            } catch { throw CLIError("\(error)") }
         }
         do {
             try FileManager.default.createDirectory(atPath: (dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

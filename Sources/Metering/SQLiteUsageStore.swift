@@ -219,6 +219,14 @@ package actor SQLiteUsageStore: UsageStore {
         ]
     }
 
+    /// Deletes the records with these ids (the spool, once they reached the shared store).
+    package func remove(ids: [String]) async throws {
+        for chunk in stride(from: 0, to: ids.count, by: Self.rowsPerInsert).map({ ids[$0..<min(ids.count, $0 + Self.rowsPerInsert)] }) {
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            _ = try await query("DELETE FROM usage WHERE id IN (\(marks))", chunk.map(SQLiteData.text), "remove \(chunk.count) record(s)")
+        }
+    }
+
     package func record(id: String) async throws -> UsageRecord? {
         try await query("SELECT \(Self.columns.joined(separator: ", ")) FROM usage WHERE id = ?", [.text(id)], "read record")
             .first.map(record)
