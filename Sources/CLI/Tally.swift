@@ -8,7 +8,7 @@ struct Tally: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "A self-hosted inference server for small int8 language models that meters what every request cost.",
-        subcommands: [Pull.self, List.self, Inspect.self, Quantize.self, Tokenize.self, Generate.self, PerplexityCommand.self, Serve.self, ReportCommand.self,
+        subcommands: [Pull.self, List.self, Inspect.self, Quantize.self, Tokenize.self, Generate.self, PerplexityCommand.self, Serve.self, ReportCommand.self, Fleet.self,
                       Bench.self])
 }
 
