@@ -1,11 +1,12 @@
 // `tally fleet`: configuration for running several replicas (Prometheus scrape config and recording rules).
 
 import ArgumentParser
+import Foundation
 import OpenAIServer
 
 struct Fleet: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Configuration for a fleet of tally replicas.", subcommands: [FleetPrometheusConfig.self, FleetRules.self])
+        abstract: "Configuration for a fleet of tally replicas.", subcommands: [FleetNginxConfig.self, FleetPrometheusConfig.self, FleetRules.self])
 }
 
 struct FleetPrometheusConfig: ParsableCommand {
@@ -34,4 +35,35 @@ struct FleetRules: ParsableCommand {
         discussion: "Example: tally fleet rules > tally-rules.yml")
 
     func run() { print(FleetPrometheus.rules, terminator: "") }
+}
+
+struct FleetNginxConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nginx", abstract: "Write an nginx configuration with prefix affinity for the replicas into a folder.",
+        discussion: """
+            Writes DIR/nginx.conf and DIR/tally_prefix.js (the affinity key, for nginx's njs module: Debian's \
+            libnginx-mod-http-js), then run: nginx -p DIR -c nginx.conf -e logs/error.log
+
+            Example: tally fleet nginx --replica a=127.0.0.1:8081 --replica b=127.0.0.1:8082 --listen 127.0.0.1:8080 --dir fleet
+            """)
+
+    @Option(help: "A replica as NAME=HOST:PORT; repeat for each.") var replica: [String]
+    @Option(help: "Where nginx listens (ADDRESS:PORT).") var listen = "127.0.0.1:8080"
+    @Option(help: "The folder to write into (created).") var dir: String
+    @Option(help: "nginx's njs module.") var jsModule = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+    @Option(help: "Seconds a failed replica is skipped.") var failTimeout = 10
+
+    func run() throws {
+        let targets = try replica.map { text in
+            guard let t = FleetPrometheus.Target(text) else { throw ValidationError("--replica \(text): expected NAME=HOST:PORT") }
+            return t
+        }
+        guard !targets.isEmpty else { throw ValidationError("give at least one --replica NAME=HOST:PORT") }
+        let files = FileManager.default
+        for sub in ["logs", "tmp"] { try files.createDirectory(atPath: (dir as NSString).appendingPathComponent(sub), withIntermediateDirectories: true) }
+        try FleetNginx.config(targets, listen: listen, jsModule: jsModule, failTimeoutSeconds: failTimeout)
+            .write(toFile: (dir as NSString).appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
+        try FleetNginx.script.write(toFile: (dir as NSString).appendingPathComponent("tally_prefix.js"), atomically: true, encoding: .utf8)
+        print("wrote \(dir)/nginx.conf and \(dir)/tally_prefix.js; run: nginx -p \(dir) -c nginx.conf -e logs/error.log")
+    }
 }
