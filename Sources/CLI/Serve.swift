@@ -177,6 +177,7 @@ struct Serve: AsyncParsableCommand {
             for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
+        config.replica = replica ?? ProcessInfo.processInfo.hostName
         config.sharedPrefixCache = sharedPrefixCache
         config.requireMetering = requireMetering
         config.metricsKey = try parsedMetricsKey()

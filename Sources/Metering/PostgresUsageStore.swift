@@ -66,12 +66,13 @@ package actor PostgresUsageStore: UsageStore {
             """,
             "CREATE INDEX outcomes_time ON outcomes (time_us)",
         ],
+        ["ALTER TABLE usage ADD COLUMN replica TEXT"],
     ]
     package static var schemaVersion: Int { migrations.count }
     /// The advisory lock key migrations hold ("tally" in ASCII).
     static let migrationLock: Int64 = 0x74616C6C79
     static let columns = SQLiteUsageStore.columns
-    /// Rows per INSERT: 21 binds each, under PostgreSQL's 65,535.
+    /// Rows per INSERT: 22 binds each, under PostgreSQL's 65,535.
     static let rowsPerInsert = 1000
 
     /// The URL with any password left out, for messages.
@@ -230,7 +231,7 @@ package actor PostgresUsageStore: UsageStore {
         binds.append(Int64(r.promptTokens)); binds.append(Int64(r.cachedTokens)); binds.append(Int64(r.cacheWriteTokens))
         binds.append(Int64(r.generatedTokens)); binds.append(r.queueMicros); binds.append(r.prefillMicros)
         binds.append(r.decodeMicros); binds.append(r.busyShareMicros); binds.append(r.finishReason.rawValue)
-        binds.append(r.session)
+        binds.append(r.session); binds.append(r.replica)
     }
 
     package func record(id: String) async throws -> UsageRecord? {
@@ -327,6 +328,7 @@ package actor PostgresUsageStore: UsageStore {
             from = "usage LEFT JOIN LATERAL jsonb_array_elements_text(usage.tags::jsonb) AS tag(value) ON true"
         case .user: key = "COALESCE(end_user, '\(UsageGroup.noUser)')"
         case .session: key = "COALESCE(session, '\(UsageGroup.noSession)')"
+        case .replica: key = "COALESCE(replica, '\(UsageGroup.noReplica)')"
         }
         let sql = """
             SELECT \(key) AS k, COUNT(*)::BIGINT AS requests, SUM(prompt_tokens)::BIGINT AS p, SUM(cached_tokens)::BIGINT AS c,
@@ -413,6 +415,7 @@ package actor PostgresUsageStore: UsageStore {
                     layerCount: Int(try int("model_layers")), attentionWidth: Int(try int("model_attention_width")),
                     kvWidth: Int(try int("model_kv_width"))),
                 tenant: try optionalText("tenant"), user: try optionalText("end_user"), tags: tags, session: try optionalText("session"),
+                replica: try optionalText("replica"),
                 promptTokens: Int(try int("prompt_tokens")), cachedTokens: Int(try int("cached_tokens")),
                 cacheWriteTokens: Int(try int("cache_write_tokens")), generatedTokens: Int(try int("generated_tokens")),
                 queueMicros: try int("queue_us"), prefillMicros: try int("prefill_us"), decodeMicros: try int("decode_us"),

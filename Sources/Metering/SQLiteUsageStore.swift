@@ -86,15 +86,16 @@ package actor SQLiteUsageStore: UsageStore {
             """,
             "CREATE INDEX outcomes_time ON outcomes (time_us)",
         ],
+        ["ALTER TABLE usage ADD COLUMN replica TEXT"],
     ]
     package static var schemaVersion: Int { migrations.count }
 
     static let columns = [
         "id", "time_us", "model", "model_parameters", "model_bytes", "model_layers", "model_attention_width",
         "model_kv_width", "tenant", "end_user", "tags", "prompt_tokens", "cached_tokens", "cache_write_tokens",
-        "generated_tokens", "queue_us", "prefill_us", "decode_us", "busy_share_us", "finish_reason", "session",
+        "generated_tokens", "queue_us", "prefill_us", "decode_us", "busy_share_us", "finish_reason", "session", "replica",
     ]
-    /// Rows per INSERT: 21 binds each, far under SQLite's variable limit.
+    /// Rows per INSERT: 22 binds each, far under SQLite's variable limit.
     static let rowsPerInsert = 500
 
     package nonisolated let path: String
@@ -215,7 +216,7 @@ package actor SQLiteUsageStore: UsageStore {
             .int(Int64(r.promptTokens)), .int(Int64(r.cachedTokens)), .int(Int64(r.cacheWriteTokens)),
             .int(Int64(r.generatedTokens)), .int(r.queueMicros), .int(r.prefillMicros),
             .int(r.decodeMicros), .int(r.busyShareMicros), .text(r.finishReason.rawValue),
-            r.session.map(SQLiteData.text) ?? .null,
+            r.session.map(SQLiteData.text) ?? .null, r.replica.map(SQLiteData.text) ?? .null,
         ]
     }
 
@@ -322,6 +323,7 @@ package actor SQLiteUsageStore: UsageStore {
             from = "usage LEFT JOIN json_each(usage.tags) AS tag"
         case .user: key = "COALESCE(end_user, '\(UsageGroup.noUser)')"
         case .session: key = "COALESCE(session, '\(UsageGroup.noSession)')"
+        case .replica: key = "COALESCE(replica, '\(UsageGroup.noReplica)')"
         }
         let sql = """
             SELECT \(key) AS k, COUNT(*) AS requests, SUM(prompt_tokens) AS p, SUM(cached_tokens) AS c,
@@ -408,6 +410,7 @@ package actor SQLiteUsageStore: UsageStore {
                 layerCount: Int(try int("model_layers")), attentionWidth: Int(try int("model_attention_width")),
                 kvWidth: Int(try int("model_kv_width"))),
             tenant: optionalText("tenant"), user: optionalText("end_user"), tags: tags, session: optionalText("session"),
+            replica: optionalText("replica"),
             promptTokens: Int(try int("prompt_tokens")), cachedTokens: Int(try int("cached_tokens")),
             cacheWriteTokens: Int(try int("cache_write_tokens")), generatedTokens: Int(try int("generated_tokens")),
             queueMicros: try int("queue_us"), prefillMicros: try int("prefill_us"), decodeMicros: try int("decode_us"),

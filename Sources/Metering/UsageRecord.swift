@@ -63,6 +63,9 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
     /// From `X-Tally-Session`: the workflow (task, agent run, conversation) this call belongs to, so a
     /// report can give the cost and calls per workflow; nil when the header was not sent.
     package var session: String?
+    /// The replica that served it (`tally serve --replica`, default the host name); nil in records from
+    /// before replicas were recorded.
+    package var replica: String?
     /// All prompt tokens, cached ones included.
     package var promptTokens: Int
     /// Prompt tokens found in the prefix cache (not computed again).
@@ -82,7 +85,7 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
 
     package init(
         id: String, timeMicros: Int64, model: String, modelShape: ModelShape = .unknown,
-        tenant: String? = nil, user: String? = nil, tags: [String] = [], session: String? = nil,
+        tenant: String? = nil, user: String? = nil, tags: [String] = [], session: String? = nil, replica: String? = nil,
         promptTokens: Int, cachedTokens: Int = 0, cacheWriteTokens: Int = 0, generatedTokens: Int,
         queueMicros: Int64 = 0, prefillMicros: Int64 = 0, decodeMicros: Int64 = 0, busyShareMicros: Int64,
         finishReason: UsageOutcome = .stop
@@ -95,6 +98,7 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
         self.user = user
         self.tags = tags
         self.session = session
+        self.replica = replica
         self.promptTokens = promptTokens
         self.cachedTokens = cachedTokens
         self.cacheWriteTokens = cacheWriteTokens

@@ -46,6 +46,8 @@ package enum Grouping: String, Sendable, Codable, CaseIterable {
     case user
     /// The `X-Tally-Session` workflow; calls outside one in `UsageGroup.noSession`.
     case session
+    /// The replica that served the request (`tally serve --replica`); older records in `UsageGroup.noReplica`.
+    case replica
 }
 
 /// Sums of the facts of a set of records. Costs that are linear in these (local, API) can be computed on
@@ -101,6 +103,7 @@ package struct UsageGroup: Sendable, Equatable, Hashable, Codable {
     package static let untagged = "(untagged)"
     package static let noUser = "(no user)"
     package static let noSession = "(no session)"
+    package static let noReplica = "(no replica)"
     /// The report's line of calls that no outcome marks.
     package static let noOutcome = "(no outcome)"
 
@@ -114,6 +117,7 @@ package struct UsageGroup: Sendable, Equatable, Hashable, Codable {
         case .tag: return record.tags.isEmpty ? [untagged] : record.tags
         case .user: return [record.user ?? noUser]
         case .session: return [record.session ?? noSession]
+        case .replica: return [record.replica ?? noReplica]
         }
     }
 

@@ -53,6 +53,8 @@ package struct ServerConfig: Sendable {
     package var requireMetering = false
     /// What the served model is for the GPU-equivalent cost (stored in each record).
     package var modelShape: ModelShape = .unknown
+    /// This server's name in a fleet (`--replica`, default the host name), stored with each usage record.
+    package var replica: String?
 
     package init() {}
 }

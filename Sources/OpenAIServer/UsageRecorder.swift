@@ -21,6 +21,7 @@ final class UsageRecorder: Sendable {
     private let user: String?
     private let tags: [String]
     private let session: String?
+    private let replica: String?
     private let meter: Meter?
     private let metrics: ServerMetrics
 
@@ -36,7 +37,7 @@ final class UsageRecorder: Sendable {
     private let state = Mutex(State.running(waiters: []))
 
     init(requestID: RequestID, arrival: ContinuousClock.Instant, model: String, modelShape: ModelShape,
-         tenant: String?, user: String?, tags: [String], session: String?, meter: Meter?, metrics: ServerMetrics) {
+         tenant: String?, user: String?, tags: [String], session: String?, replica: String? = nil, meter: Meter?, metrics: ServerMetrics) {
         self.requestID = requestID
         self.arrival = arrival
         self.model = model
@@ -45,6 +46,7 @@ final class UsageRecorder: Sendable {
         self.user = user
         self.tags = tags
         self.session = session
+        self.replica = replica
         self.meter = meter
         self.metrics = metrics
     }
@@ -97,7 +99,7 @@ final class UsageRecorder: Sendable {
         case .abort: .aborted
         }
         return UsageRecord(id: requestID, timeMicros: time, model: model, modelShape: modelShape, tenant: tenant,
-                           user: user, tags: tags, session: session, promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens,
+                           user: user, tags: tags, session: session, replica: replica, promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens,
                            cacheWriteTokens: stats.cacheWriteTokens, generatedTokens: stats.generatedTokens,
                            queueMicros: stats.queueMicros, prefillMicros: stats.prefillMicros, decodeMicros: stats.decodeMicros,
                            busyShareMicros: stats.busyShareMicros, finishReason: outcome)

@@ -60,13 +60,18 @@ def test_two_replicas_meter_into_one_database(database):
         assert servers[1][1].wait(timeout=30) == 0
     stored = set(psql(database, "SELECT id FROM usage").split())
     assert set(ids) <= stored, f"lost: {set(ids) - stored}"
-    assert psql(database, "SELECT version FROM tally_schema") == "1"
+    assert psql(database, "SELECT version FROM tally_schema") == "2"
     hosts = psql(database, "SELECT host FROM server_runs ORDER BY host").split()
     assert hosts == ["replica-0", "replica-1"]
 
     p = subprocess.run([BIN, "report", "--db", database, "--format", "json"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["total"]["requests"] == len(stored) >= 6
+    # The fleet's usage by replica: each served 3 of the 6 (the killed one's records included).
+    p = subprocess.run([BIN, "report", "--db", database, "--by", "replica", "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    groups = {g["key"]: g["requests"] for g in json.loads(p.stdout)["groups"]}
+    assert groups == {"replica-0": 3, "replica-1": 3}
 
 
 def test_an_unreachable_database_is_a_clear_start_up_error():

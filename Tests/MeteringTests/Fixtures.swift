@@ -26,7 +26,7 @@ enum Fixtures {
     /// two models (one without a shape), an aborted request.
     static let records: [UsageRecord] = [
         UsageRecord(id: "req-1", timeMicros: nov20 + 9 * hour, model: "smollm2-135m", modelShape: smol,
-                    tenant: tenantA, user: "alice", tags: ["chat", "team-a"], session: "case-1", promptTokens: 1_000, cachedTokens: 0,
+                    tenant: tenantA, user: "alice", tags: ["chat", "team-a"], session: "case-1", replica: "replica-a", promptTokens: 1_000, cachedTokens: 0,
                     cacheWriteTokens: 960, generatedTokens: 200, queueMicros: 1_000, prefillMicros: 400_000,
                     decodeMicros: 2_000_000, busyShareMicros: 2_000_000),
         UsageRecord(id: "req-2", timeMicros: nov20 + 9 * hour + 30 * second, model: "smollm2-135m", modelShape: smol,
@@ -34,7 +34,7 @@ enum Fixtures {
                     cacheWriteTokens: 128, generatedTokens: 100, queueMicros: 2_000, prefillMicros: 60_000,
                     decodeMicros: 1_000_000, busyShareMicros: 800_000),
         UsageRecord(id: "req-3", timeMicros: nov20 + 15 * hour, model: "smollm2-135m", modelShape: smol,
-                    tenant: tenantB, tags: ["batch-job"], session: "case-2", promptTokens: 500, cachedTokens: 0, generatedTokens: 500,
+                    tenant: tenantB, tags: ["batch-job"], session: "case-2", replica: "replica-b", promptTokens: 500, cachedTokens: 0, generatedTokens: 500,
                     queueMicros: 50_000, prefillMicros: 200_000, decodeMicros: 5_000_000, busyShareMicros: 3_500_000,
                     finishReason: .length),
         UsageRecord(id: "req-4", timeMicros: nov20 + 24 * hour + 2 * hour, model: "smollm2-135m", modelShape: smol,

@@ -12,7 +12,7 @@ import Testing
         let store = try await SQLiteUsageStore.open(path: path)
         #expect(try await store.journalMode() == "wal")
         #expect(try await store.storedSchemaVersion() == SQLiteUsageStore.schemaVersion)
-        #expect(SQLiteUsageStore.schemaVersion == 3)
+        #expect(SQLiteUsageStore.schemaVersion == 4)
         try await store.close()
     }
 
@@ -52,19 +52,20 @@ import Testing
 
     @Test func aVersionOneFileKeepsItsRecordsAndGainsServerRunsSessionsAndOutcomes() async throws {
         // A file written by a build before server runs existed: migration 2 adds the table, migration 3 the
-        // session column and outcomes; records stay (with no session).
+        // session column and outcomes, migration 4 the replica column; records stay (with neither).
         let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
         let raw = try await SQLiteConnection.open(storage: .file(path: path))
         for statement in SQLiteUsageStore.migrations[0] { _ = try await raw.query(statement) }
         _ = try await raw.query("PRAGMA user_version = 1")
-        let columns = SQLiteUsageStore.columns.dropLast()  // version 1 had no session
+        let columns = SQLiteUsageStore.columns.dropLast(2)  // version 1 had no session and no replica
         _ = try await raw.query("INSERT INTO usage (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))",
-                                SQLiteUsageStore.binds(Fixtures.records[0]).dropLast())
+                                SQLiteUsageStore.binds(Fixtures.records[0]).dropLast(2))
         try await raw.close()
         let store = try await SQLiteUsageStore.open(path: path)
-        #expect(try await store.storedSchemaVersion() == 3)
+        #expect(try await store.storedSchemaVersion() == 4)
         var old = Fixtures.records[0]
         old.session = nil
+        old.replica = nil
         #expect(try await store.records() == [old])
         try await store.startRun(ServerRun(id: "r1", host: "a", startMicros: 5))
         #expect(try await store.runs(in: .all).map(\.id) == ["r1"])

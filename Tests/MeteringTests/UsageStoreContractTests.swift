@@ -99,7 +99,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         try await store.close()
     }
 
-    @Test(arguments: StoreKind.allCases, [Grouping?.none, .tenant, .model, .day, .tag, .user, .session])
+    @Test(arguments: StoreKind.allCases, [Grouping?.none, .tenant, .model, .day, .tag, .user, .session, .replica])
     func groupingMatchesTheReference(kind: StoreKind, grouping: Grouping?) async throws {
         let store = try await filled(kind)
         let expected = UsageGroup.group(Fixtures.records, by: grouping)
