@@ -52,6 +52,7 @@ struct FleetNginxConfig: ParsableCommand {
     @Option(help: "The folder to write into (created).") var dir: String
     @Option(help: "nginx's njs module.") var jsModule = "/usr/lib/nginx/modules/ngx_http_js_module.so"
     @Option(help: "Seconds a failed replica is skipped.") var failTimeout = 10
+    @Flag(help: "Balance round-robin, without prefix affinity (a baseline to compare with).") var roundRobin = false
 
     func run() throws {
         let targets = try replica.map { text in
@@ -61,7 +62,7 @@ struct FleetNginxConfig: ParsableCommand {
         guard !targets.isEmpty else { throw ValidationError("give at least one --replica NAME=HOST:PORT") }
         let files = FileManager.default
         for sub in ["logs", "tmp"] { try files.createDirectory(atPath: (dir as NSString).appendingPathComponent(sub), withIntermediateDirectories: true) }
-        try FleetNginx.config(targets, listen: listen, jsModule: jsModule, failTimeoutSeconds: failTimeout)
+        try FleetNginx.config(targets, listen: listen, jsModule: jsModule, failTimeoutSeconds: failTimeout, affinity: !roundRobin)
             .write(toFile: (dir as NSString).appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
         try FleetNginx.script.write(toFile: (dir as NSString).appendingPathComponent("tally_prefix.js"), atomically: true, encoding: .utf8)
         print("wrote \(dir)/nginx.conf and \(dir)/tally_prefix.js; run: nginx -p \(dir) -c nginx.conf -e logs/error.log")

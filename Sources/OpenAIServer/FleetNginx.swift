@@ -34,8 +34,9 @@ package enum FleetNginx {
         """
 
     /// nginx.conf for `nginx -p DIR -c nginx.conf -e logs/error.log`: every path is relative to DIR.
+    /// `affinity` false balances round-robin instead (no key): the baseline the affinity is measured against.
     package static func config(_ targets: [FleetPrometheus.Target], listen: String, jsModule: String,
-                               failTimeoutSeconds: Int = 10) -> String {
+                               failTimeoutSeconds: Int = 10, affinity: Bool = true) -> String {
         let servers = targets.map { "        server \($0.address) max_fails=1 fail_timeout=\(failTimeoutSeconds)s;  # \($0.name)" }
         return """
             # nginx in front of tally replicas with prefix affinity (tally fleet nginx). Run: nginx -p DIR -c nginx.conf -e logs/error.log
@@ -60,7 +61,7 @@ package enum FleetNginx {
                 js_set $tally_prefix_key prefix.key;
 
                 upstream tally {
-                    hash $tally_prefix_key consistent;
+                    \(affinity ? "hash $tally_prefix_key consistent;" : "# round-robin: no prefix affinity")
             \(servers.joined(separator: "\n"))
                     keepalive 32;
                 }
