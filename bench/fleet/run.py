@@ -96,7 +96,7 @@ def workload(n, prompts, seed=7):
     systems = [f"You are the assistant of team {i} at a company that makes {t}. Answer in one or two sentences, politely, "
                f"citing the team handbook where it applies; never invent prices, dates or names. The handbook of team {i} "
                f"says: customers come first, answers are short, and every promise is written down. " * 2
-               for i, t in enumerate(["bicycles", "pianos", "tents", "kettles", "boats", "lamps", "clocks", "shoes"][:prompts])]
+               for i, t in enumerate((["bicycles", "pianos", "tents", "kettles", "boats", "lamps", "clocks", "shoes"] * 8)[:prompts])]
     return [(systems[rng.randrange(prompts)], f"User {k} asks: how do I {rng.choice(['return', 'repair', 'order', 'clean'])} item {k}?")
             for k in range(n)]
 
