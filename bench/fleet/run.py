@@ -81,7 +81,7 @@ class Fleet:
         self.procs[name].wait(timeout=30)
 
     def stop(self):
-        if self.nginx:
+        if self.nginx and self.nginx.poll() is None:
             self.nginx.send_signal(signal.SIGQUIT)
             self.nginx.wait(timeout=30)
         for p in self.procs.values():
@@ -107,6 +107,13 @@ def run(args, mode, replicas, kill_mid_run):
     db = args.pg.rsplit("/", 1)[0] + "/" + db_name
     tmp = tempfile.mkdtemp(prefix="tally-fleet-")
     fleet = Fleet(args, db, tmp, replicas, mode)
+    try:
+        return measure(args, fleet, db, db_name, mode, replicas, kill_mid_run)
+    finally:
+        fleet.stop()  # also when a run fails: no replica or nginx outlives the script
+
+
+def measure(args, fleet, db, db_name, mode, replicas, kill_mid_run):
     jobs = workload(args.requests, args.prompts)
     ok_ids, failed, lock = [], [0], threading.Lock()
     queue = list(enumerate(jobs))
