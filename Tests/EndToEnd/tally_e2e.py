@@ -93,3 +93,12 @@ def cents(nano):
     if c == 0 and nano != 0:
         return sign + "<$0.01"
     return f"{sign}${c // 100:,}.{c % 100:02d}"
+
+
+def require(value, what):
+    """A service a test needs (a URL, a binary): in CI (CI set) a missing one fails the test, elsewhere it skips."""
+    if not value:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is missing; .ci/run provides it")
+        pytest.skip(f"no {what}")
+    return value

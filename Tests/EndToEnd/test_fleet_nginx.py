@@ -18,7 +18,7 @@ import urllib.request
 import openai
 import pytest
 
-from tally_e2e import BIN, MODEL_NAME, free_port, start_server
+from tally_e2e import BIN, MODEL_NAME, free_port, require, start_server
 
 NGINX = os.environ.get("TALLY_NGINX")
 NGINX_JS = os.environ.get("TALLY_NGINX_JS", "/usr/lib/nginx/modules/ngx_http_js_module.so")
@@ -28,10 +28,7 @@ PROMPTS = [f"You are assistant number {i} of the support desk. Answer in one sho
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    if not NGINX:
-        if os.environ.get("CI"):
-            pytest.fail("TALLY_NGINX is not set; .ci/run unpacks Debian's nginx and sets it")
-        pytest.skip("no nginx: set TALLY_NGINX and TALLY_NGINX_JS")
+    require(NGINX, "nginx (TALLY_NGINX, TALLY_NGINX_JS)")
     tmp = tmp_path_factory.mktemp("fleet")
     replicas = {}
     for name in ["a", "b"]:

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tally_e2e import BIN
+from tally_e2e import BIN, require
 
 PROMTOOL = os.environ.get("TALLY_PROMTOOL") or shutil.which("promtool")
 
@@ -69,11 +69,7 @@ tests:
 
 @pytest.fixture
 def promtool():
-    if not PROMTOOL:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing; .ci/run unpacks Debian's prometheus package and sets TALLY_PROMTOOL")
-        pytest.skip("no promtool")
-    return PROMTOOL
+    return require(PROMTOOL, "promtool (TALLY_PROMTOOL)")
 
 
 def run(*args, cwd=None):

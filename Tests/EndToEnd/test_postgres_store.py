@@ -21,7 +21,7 @@ import uuid
 import openai
 import pytest
 
-from tally_e2e import BIN, MODEL_NAME, start_server
+from tally_e2e import BIN, MODEL_NAME, require, start_server
 
 ADMIN = os.environ.get("TALLY_TEST_POSTGRES")
 
@@ -34,10 +34,7 @@ def psql(url, sql):
 
 @pytest.fixture
 def database():
-    if not ADMIN:
-        if os.environ.get("CI"):
-            pytest.fail("TALLY_TEST_POSTGRES is not set; .ci/run starts PostgreSQL and sets it")
-        pytest.skip("no PostgreSQL: set TALLY_TEST_POSTGRES")
+    require(ADMIN, "PostgreSQL (TALLY_TEST_POSTGRES)")
     name = "tally_e2e_" + uuid.uuid4().hex
     psql(ADMIN, f"CREATE DATABASE {name}")
     yield ADMIN.rsplit("/", 1)[0] + "/" + name
