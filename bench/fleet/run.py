@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fleet on loopback, scripted: PostgreSQL, nginx and 2 tally replicas, under a shared-prefix workload
-(several system prompts, many users), with one replica killed mid-run and restarted. Prints, with the figures
-it measured:
+(several system prompts, many users, each user's conversation resent turn by turn), once as it is and once with
+one replica killed mid-run and restarted. Prints, with the figures it measured:
 
 - lost usage records: responses with status 200 whose record is not in PostgreSQL (must be 0);
 - the prefix-cache hit rate (cached / prompt tokens, from the records) of the fleet behind nginx with prefix
@@ -10,7 +10,7 @@ it measured:
 - `tally report --db postgres://... --by replica`.
 
     python3 bench/fleet/run.py --tally .build/release/tally --pg postgres://postgres@127.0.0.1:55432/postgres \\
-        --nginx /usr/sbin/nginx --nginx-js /usr/lib/nginx/modules/ngx_http_js_module.so [--requests 96] [--clients 8]
+        --nginx /usr/sbin/nginx --nginx-js /usr/lib/nginx/modules/ngx_http_js_module.so [--users 48] [--turns 3] [--prompts 6] [--clients 8]
 
 PostgreSQL must be running (the script creates and drops its own databases); nginx and its njs module come
 from Debian's packages (`.ci/run` unpacks them into .build/nginx). Each replica gets 1 compute thread (this
@@ -90,15 +90,32 @@ class Fleet:
                 p.wait(timeout=60)
 
 
-def workload(n, prompts, seed=7):
-    """n chat requests: one of `prompts` system prompts each (long enough to fill many KV blocks), a user question of its own."""
+def workload(users, turns, prompts, seed=7):
+    """Chat requests as many users send them: each user talks to one of `prompts` assistants (a system prompt
+    long enough to fill several KV blocks) for `turns` turns, each turn resending the conversation so far.
+    Users interleave at random, each user's turns in order. Returns (user, messages) pairs."""
     rng = random.Random(seed)
     systems = [f"You are the assistant of team {i} at a company that makes {t}. Answer in one or two sentences, politely, "
                f"citing the team handbook where it applies; never invent prices, dates or names. The handbook of team {i} "
                f"says: customers come first, answers are short, and every promise is written down. " * 2
                for i, t in enumerate((["bicycles", "pianos", "tents", "kettles", "boats", "lamps", "clocks", "shoes"] * 8)[:prompts])]
-    return [(systems[rng.randrange(prompts)], f"User {k} asks: how do I {rng.choice(['return', 'repair', 'order', 'clean'])} item {k}?")
-            for k in range(n)]
+    verbs = ["return", "repair", "order", "clean", "store", "ship"]
+    left = {u: 0 for u in range(users)}
+    system_of = {u: systems[rng.randrange(prompts)] for u in range(users)}
+    history = {u: [{"role": "system", "content": system_of[u]}] for u in range(users)}
+    jobs = []
+    while left:
+        u = rng.choice(sorted(left))
+        question = f"I am user {u}. How do I {rng.choice(verbs)} item {rng.randrange(1000)}?"
+        jobs.append((u, history[u] + [{"role": "user", "content": question}]))
+        # The next turn resends this one with an answer; a fixed answer keeps runs comparable (the model's own
+        # answer would differ between setups only by timing, not by content, at temperature 0).
+        history[u] = history[u] + [{"role": "user", "content": question},
+                                   {"role": "assistant", "content": f"Please see section {rng.randrange(9) + 1} of the handbook."}]
+        left[u] += 1
+        if left[u] == turns:
+            del left[u]
+    return jobs
 
 
 def run(args, mode, replicas, kill_mid_run):
@@ -114,7 +131,7 @@ def run(args, mode, replicas, kill_mid_run):
 
 
 def measure(args, fleet, db, db_name, mode, replicas, kill_mid_run):
-    jobs = workload(args.requests, args.prompts)
+    jobs = workload(args.users, args.turns, args.prompts)
     ok_ids, failed, lock = [], [0], threading.Lock()
     queue = list(enumerate(jobs))
     start = time.time()
@@ -124,8 +141,8 @@ def measure(args, fleet, db, db_name, mode, replicas, kill_mid_run):
             with lock:
                 if not queue:
                     return
-                k, (system, user) = queue.pop(0)
-            body = json.dumps({"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                k, (user, messages) = queue.pop(0)
+            body = json.dumps({"messages": messages, "user": f"user-{user}",
                                "max_tokens": args.max_tokens, "temperature": 0}).encode()
             request = urllib.request.Request(fleet.base + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"})
             try:
@@ -143,7 +160,7 @@ def measure(args, fleet, db, db_name, mode, replicas, kill_mid_run):
     if kill_mid_run:
         while True:
             with lock:
-                if len(ok_ids) >= args.requests // 3:
+                if len(ok_ids) >= len(jobs) // 3:
                     break
             time.sleep(0.2)
         fleet.kill("r1")
@@ -176,22 +193,29 @@ def main():
     ap.add_argument("--pg", required=True)
     ap.add_argument("--nginx", required=True)
     ap.add_argument("--nginx-js", required=True)
-    ap.add_argument("--requests", type=int, default=96)
+    ap.add_argument("--users", type=int, default=48)
+    ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=6)
     ap.add_argument("--max-tokens", type=int, default=8)
     args = ap.parse_args()
-    results = [run(args, "single", 1, False), run(args, "affinity", 2, True), run(args, "round-robin", 2, False)]
-    print(f"{args.requests} chat requests, {args.prompts} system prompts, {args.clients} clients, max_tokens {args.max_tokens}\n")
+    results = []
+    for mode, replicas, kill in [("single", 1, False), ("affinity", 2, False), ("affinity", 2, True), ("round-robin", 2, False)]:
+        began = time.time()
+        results.append(run(args, mode, replicas, kill) | {"killed": kill})
+        print(f"{mode}{' (r1 killed)' if kill else ''}: {time.time() - began:.0f} s", file=sys.stderr, flush=True)
+    print(f"{args.users} users of {args.prompts} system prompts, {args.turns} turns each ({args.users * args.turns} chat requests), "
+          f"{args.clients} clients, max_tokens {args.max_tokens}\n")
     print("| setup | replicas | 200s | failed | lost records | prefix hit rate | fleet tokens/s | per replica tokens/s (hit rate) |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         per = ", ".join(f"{k} {v['tokens_per_s']:.1f} ({100 * v['hit_rate']:.0f} %)" for k, v in sorted(r["per_replica"].items()))
-        label = {"single": "one replica", "affinity": "nginx, prefix affinity, r1 killed and restarted", "round-robin": "nginx, round-robin"}[r["mode"]]
+        label = {"single": "one replica", "affinity": "nginx, prefix affinity", "round-robin": "nginx, round-robin"}[r["mode"]]
+        label += ", r1 killed and restarted" if r["killed"] else ""
         print(f"| {label} | {r['replicas']} | {r['ok']} | {r['failed']} | {r['lost']} | {100 * r['hit_rate']:.1f} % | "
               f"{r['fleet_tokens_per_s']:.1f} | {per} |")
-    print("\n`tally report --by replica` of the affinity run:\n")
-    print(results[1]["report"])
+    print("\n`tally report --by replica` of the affinity run with the kill:\n")
+    print(results[2]["report"])
     if any(r["lost"] for r in results):
         sys.exit("usage records were lost")
 

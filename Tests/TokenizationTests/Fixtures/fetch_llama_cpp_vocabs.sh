@@ -19,11 +19,19 @@ for t in $templates; do [ -s "$dir/$t.jinja" ] || missing=1; done
 mkdir -p "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# A plain `pip download` of this sdist builds cmake just to read its metadata; with scikit-build-core
-# installed and no build isolation it does not (../shared/reference/smollm2-135m.md).
-python3 -m pip install -q --disable-pip-version-check scikit-build-core
-python3 -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: --no-build-isolation \
-    llama-cpp-python==0.3.36 -d "$tmp"
+# The sdist itself, found in PyPI's simple index (PEP 503) and checked against the sha256 the index gives.
+# Not `pip download`: for an sdist it prepares the package's metadata, and llama-cpp-python's build
+# backend wants CMake for that.
+python3 - "$tmp" <<'PY'
+import hashlib, os, re, sys, urllib.request
+index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+page = urllib.request.urlopen(f"{index}/llama-cpp-python/", timeout=60).read().decode()
+url, digest = next((u, d) for u, d in re.findall(r'href="([^"]*llama_cpp_python-0\.3\.36\.tar\.gz)#sha256=([0-9a-f]{64})"', page))
+data = urllib.request.urlopen(url, timeout=300).read()
+if hashlib.sha256(data).hexdigest() != digest:
+    sys.exit(f"llama_cpp_python-0.3.36.tar.gz: sha256 differs from the index's {digest}")
+open(os.path.join(sys.argv[1], "llama_cpp_python-0.3.36.tar.gz"), "wb").write(data)
+PY
 members=()
 for n in $names; do for ext in "" .inp .out; do members+=("llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-$n.gguf$ext"); done; done
 # The chat templates of the families tally runs, as their model repositories ship them.
