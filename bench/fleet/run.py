@@ -199,6 +199,7 @@ def main():
     ap.add_argument("--prompts", type=int, default=6)
     ap.add_argument("--max-tokens", type=int, default=8)
     args = ap.parse_args()
+    args.nginx_js = os.path.abspath(args.nginx_js)  # nginx resolves a relative module path against its prefix
     results = []
     for mode, replicas, kill in [("single", 1, False), ("affinity", 2, False), ("affinity", 2, True), ("round-robin", 2, False)]:
         began = time.time()
