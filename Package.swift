@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Read (mmap) and write GGUF v3; tensor codecs; key strings and tensor names live here.
@@ -48,7 +49,9 @@ let package = Package(
         // Logits -> token.
         .target(name: "Sampling"),
         // Requests, scheduler, block pool, prefix cache, engine loop. Token ids only.
-        .target(name: "Engine", dependencies: ["ModelRuntime", "Sampling", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Engine", dependencies: [
+            "ModelRuntime", "Sampling", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+        ]),
         // Usage records, prices, cost model, store, reports.
         .target(name: "Metering", dependencies: [
             "GGUF", .product(name: "SQLiteNIO", package: "sqlite-nio"), .product(name: "Crypto", package: "swift-crypto"),
@@ -67,6 +70,7 @@ let package = Package(
             .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fuzzed),
         // libFuzzer entry points over the parsers of untrusted input (bench/fuzz/run.sh); a replayer otherwise.
         .executableTarget(name: "Fuzz", dependencies: ["GGUF", "ModelRuntime", "Tokenization", "OpenAIServer"], swiftSettings: fuzzed,
@@ -81,7 +85,7 @@ let package = Package(
         .executableTarget(name: "CLI", dependencies: [
             "GGUF", "Kernels", "Tokenization", "ModelRuntime", "Sampling", "Engine", "Metering",
             "Quantizer", "OpenAIServer", "BenchKit",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Tests only: tiny synthetic models, GGUF byte builders, goldens.
         .target(name: "TestSupport", dependencies: ["GGUF"]),
@@ -95,7 +99,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .testTarget(name: "OpenAIServerTests", dependencies: [
             "OpenAIServer", "Engine", "Tokenization", "Sampling", "GGUF", "Metering", "ModelRuntime", "Kernels", "TestSupport",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "MeteringTests", dependencies: [
             "Metering", .product(name: "SQLiteNIO", package: "sqlite-nio"),

@@ -3,6 +3,7 @@
 // (loaded once from the store) so a budget check costs no query, and cost totals for /metrics.
 
 import Foundation
+import Logging
 
 package actor Meter {
     /// What records are priced with. Prices and profiles never change stored records, only what is shown.
@@ -55,7 +56,7 @@ package actor Meter {
 
     package init(store: any UsageStore, pricing: Pricing = Pricing(), budgets: BudgetPolicy = .unlimited,
                  nowMicros: @escaping @Sendable () -> Int64 = { UTC.micros(Date()) },
-                 log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("tally: " + $0 + "\n").utf8)) }) {
+                 log: @escaping @Sendable (String) -> Void = { Logger(label: "tally.meter").error("\($0)") }) {
         self.store = store
         self.pricing = pricing
         self.budgets = budgets

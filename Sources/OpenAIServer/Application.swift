@@ -29,9 +29,10 @@ package struct ServerRequestContext: RequestContext {
 /// (a port already in use fails `runServer` instead).
 package func buildApplication(
     config: ServerConfig, engine: any InferenceEngine, tokenizer: Tokenizer, modelName: String,
-    metrics: ServerMetrics = ServerMetrics(), onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    metrics: ServerMetrics? = nil, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
-    let router = try buildRouter(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName, metrics: metrics)
+    let router = try buildRouter(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName,
+                                 metrics: metrics ?? ServerMetrics(modelName: modelName))
     let http1 = HTTP1Channel.Configuration(
         additionalChannelHandlers: [ParserErrorHandler(), WriteTimeoutHandler(timeout: .nanoseconds(Int64(config.writeTimeout.inSeconds * 1e9)),
                                                                          sendBufferBytes: config.socketSendBuffer)],
@@ -45,8 +46,9 @@ package func buildApplication(
 
 package func buildRouter(
     config: ServerConfig, engine: any InferenceEngine, tokenizer: Tokenizer, modelName: String,
-    metrics: ServerMetrics = ServerMetrics()
+    metrics: ServerMetrics? = nil
 ) throws -> Router<ServerRequestContext> {
+    let metrics = metrics ?? ServerMetrics(modelName: modelName)
     let template = try config.chatTemplateOverride.map { try ChatTemplate.named($0) }
         ?? ChatTemplate.detect(tokenizer.chatTemplate).template
     let service = CompletionService(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName,

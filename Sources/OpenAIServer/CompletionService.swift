@@ -272,7 +272,8 @@ struct CompletionService: Sendable {
         prepared.engineRequest.cacheSalt = cacheSalt(tenant: tenant, requested: prepared.cacheSalt)
         let recorder = UsageRecorder(requestID: prepared.engineRequest.id, arrival: prepared.engineRequest.arrival,
                                      model: modelName, modelShape: config.modelShape, tenant: tenant, user: prepared.user,
-                                     tags: tags, session: session, replica: config.replica, meter: meter, metrics: metrics)
+                                     tags: tags, session: session, replica: config.replica, meter: meter, metrics: metrics,
+                                     logger: config.logger)
         prepared.engineRequest.onFinish = { reason, stats in recorder.finished(reason, stats) }
 
         // Submit before any response is started, so a full queue or a too-long prompt is a plain error

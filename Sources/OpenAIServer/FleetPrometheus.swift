@@ -50,28 +50,28 @@ package enum FleetPrometheus {
         groups:
           - name: tally-fleet
             rules:
-              - record: replica:tally_generated_tokens:rate1m
-                expr: sum by (replica) (rate(tally_generated_tokens_total[1m]))
-              - record: fleet:tally_generated_tokens:rate1m
-                expr: sum(rate(tally_generated_tokens_total[1m]))
+              - record: replica:tally_generation_tokens:rate1m
+                expr: sum by (replica) (rate(tally_generation_tokens_total[1m]))
+              - record: fleet:tally_generation_tokens:rate1m
+                expr: sum(rate(tally_generation_tokens_total[1m]))
               - record: replica:tally_prompt_tokens:rate1m
                 expr: sum by (replica) (rate(tally_prompt_tokens_total[1m]))
               - record: fleet:tally_prompt_tokens:rate1m
                 expr: sum(rate(tally_prompt_tokens_total[1m]))
               - record: replica:tally_prefix_cache_hit_ratio:rate5m
                 expr: >
-                  sum by (replica) (rate(tally_prefix_cache_hit_tokens_total[5m]))
-                  / sum by (replica) (rate(tally_prefix_cache_queried_tokens_total[5m]))
+                  sum by (replica) (rate(tally_prefix_cache_hits_total[5m]))
+                  / sum by (replica) (rate(tally_prefix_cache_queries_total[5m]))
               - record: fleet:tally_prefix_cache_hit_ratio:rate5m
                 expr: >
-                  sum(rate(tally_prefix_cache_hit_tokens_total[5m]))
-                  / sum(rate(tally_prefix_cache_queried_tokens_total[5m]))
-              - record: fleet:tally_requests_running:sum
-                expr: sum(tally_requests_running)
-              - record: fleet:tally_requests_waiting:sum
-                expr: sum(tally_requests_waiting)
-              - record: replica:tally_kv_blocks_used:ratio
-                expr: sum by (replica) (tally_kv_blocks_used) / sum by (replica) (tally_kv_blocks_total)
+                  sum(rate(tally_prefix_cache_hits_total[5m]))
+                  / sum(rate(tally_prefix_cache_queries_total[5m]))
+              - record: fleet:tally_num_requests_running:sum
+                expr: sum(tally_num_requests_running)
+              - record: fleet:tally_num_requests_waiting:sum
+                expr: sum(tally_num_requests_waiting)
+              - record: replica:tally_kv_cache_usage:ratio
+                expr: max by (replica) (tally_kv_cache_usage_perc)
               - record: replica:tally_cost_local_usd:per_hour
                 expr: sum by (replica) (rate(tally_cost_local_usd_total[1h])) * 3600
               - record: fleet:tally_cost_local_usd:per_hour

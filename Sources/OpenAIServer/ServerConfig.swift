@@ -2,10 +2,13 @@
 // and the meter that records usage and adds a `cost` object to every response's usage (issue 7).
 
 import Engine
+import Logging
 import Metering
 import Synchronization
 
 package struct ServerConfig: Sendable {
+    /// Where request lines go (`tally serve` bootstraps swift-log with --log-level and --log-format).
+    package var logger = Logger(label: "tally")
     package var host = "127.0.0.1"
     /// 0 picks a free port (tests).
     package var port = 8080

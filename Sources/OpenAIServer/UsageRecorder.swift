@@ -4,6 +4,7 @@
 
 import Engine
 import Foundation
+import Logging
 import Metering
 import Synchronization
 
@@ -24,6 +25,7 @@ final class UsageRecorder: Sendable {
     private let replica: String?
     private let meter: Meter?
     private let metrics: ServerMetrics
+    private let logger: Logger
 
     /// The engine's report of the end, and the background write of its record (nil without a meter).
     private struct Ended: Sendable {
@@ -37,7 +39,8 @@ final class UsageRecorder: Sendable {
     private let state = Mutex(State.running(waiters: []))
 
     init(requestID: RequestID, arrival: ContinuousClock.Instant, model: String, modelShape: ModelShape,
-         tenant: String?, user: String?, tags: [String], session: String?, replica: String? = nil, meter: Meter?, metrics: ServerMetrics) {
+         tenant: String?, user: String?, tags: [String], session: String?, replica: String? = nil, meter: Meter?, metrics: ServerMetrics,
+         logger: Logger = Logger(label: "tally")) {
         self.requestID = requestID
         self.arrival = arrival
         self.model = model
@@ -49,6 +52,7 @@ final class UsageRecorder: Sendable {
         self.replica = replica
         self.meter = meter
         self.metrics = metrics
+        self.logger = logger
     }
 
     /// The engine's `onFinish`: counts the request in /metrics and starts the durable write. Keep it quick
@@ -63,6 +67,29 @@ final class UsageRecorder: Sendable {
         guard let report else { return }
         metrics.recordFinished(reason: reason.rawValue, stats: stats, endToEndSeconds: (ContinuousClock.now - arrival).inSeconds)
         for waiter in report.waiters { waiter.resume(returning: report.ended) }
+        logFinished(reason, stats, write: report.ended.write)
+    }
+
+    /// The request's info line: ids, counts, timings and cost (once its record is written), no text.
+    private func logFinished(_ reason: FinishReason, _ stats: RequestStats, write: Task<CostModel.RequestCost, Never>?) {
+        guard logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": "\(requestID)", "tenant": "\(tenant ?? "-")", "finish_reason": "\(reason.rawValue)",
+            "prompt_tokens": "\(stats.promptTokens)", "cached_tokens": "\(stats.cachedTokens)", "generated_tokens": "\(stats.generatedTokens)",
+            "queue_ms": "\(stats.queueMicros / 1000)", "prefill_ms": "\(stats.prefillMicros / 1000)", "decode_ms": "\(stats.decodeMicros / 1000)",
+        ]
+        if stats.decodeMicros > 0 && stats.generatedTokens > 1 {
+            metadata["decode_tokens_per_s"] = "\(String(format: "%.1f", Double(stats.generatedTokens - 1) * 1e6 / Double(stats.decodeMicros)))"
+        }
+        let logger = self.logger, counts = metadata
+        guard let write else { return logger.info("request finished", metadata: counts) }
+        Task {
+            var metadata = counts
+            let cost = await write.value
+            metadata["cost_local_usd"] = "\(String(format: "%.9f", Double(cost.localNanoUSD) / 1e9))"
+            metadata["cost_gpu_equivalent_usd"] = "\(String(format: "%.9f", Double(cost.gpuNanoUSD) / 1e9))"
+            logger.info("request finished", metadata: metadata)
+        }
     }
 
     /// The response's `usage` object, with `cost` when metered. Waits for the engine's report (already in

@@ -20,14 +20,35 @@ def free_port():
         return s.getsockname()[1]
 
 
+def metrics(base):
+    """GET /metrics as {series: value}, with the model_name label every series carries left out
+    (`tally_num_requests_running`, `tally_request_success_total{finished_reason="abort"}`)."""
+    import re
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        values = {}
+        for line in r.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                series = re.sub(r'model_name="[^"]*",?', "", series).replace(",}", "}").replace("{}", "")
+                values[series] = float(value)
+        return values
+
+
 def start_server(*flags, port=None, model=MODEL):
     """`tally serve` on loopback (the default model unless `model` names another); returns (base URL,
     process) once /health is 200."""
     if not os.path.exists(model):
         pytest.skip("the default model is absent; run `tally pull`")
     port = port or free_port()
+    # The log goes to a file, read back through proc.stdout: a pipe nobody reads until the end would fill up
+    # with one info line per request and block the server.
+    import tempfile
+    log = tempfile.NamedTemporaryFile(prefix="tally-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen([BIN, "serve", "--model", model, "--port", str(port), "--kv-memory", "192", *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    log.close()
+    proc.stdout = open(log.name, encoding="utf-8", errors="replace")
+    os.unlink(log.name)  # stays readable through the open file
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:

@@ -8,6 +8,7 @@ written, exit 0).
     TALLY_BIN=.build/debug/tally python3 -m pytest -q Tests/EndToEnd/test_faults.py
 """
 import json
+import re
 import signal
 import socket
 import sqlite3
@@ -19,17 +20,7 @@ import urllib.request
 import openai
 import pytest
 
-from tally_e2e import BIN, MODEL, MODEL_NAME, start_server
-
-
-def metrics(base):
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
-        values = {}
-        for line in r.read().decode().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                values[name] = float(value)
-        return values
+from tally_e2e import BIN, MODEL, MODEL_NAME, metrics, start_server
 
 
 @pytest.mark.parametrize("setup,fragment", [
@@ -90,7 +81,7 @@ def test_a_full_disk_loses_records_counted_and_logged_by_id_and_serving_goes_on(
     stored = {row[0] for row in con.execute("SELECT id FROM usage")}
     assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     con.close()
-    logged_lost = {line.split()[3] for line in log.splitlines() if line.startswith("tally: usage record ") and " lost " in line}
+    logged_lost = {m.group(1) for m in re.finditer(r"tally\.meter: usage record (\S+) lost ", log)}
     assert len(logged_lost) == lost
     # Every response is either stored or logged as lost by its id; none both, none neither.
     assert set(before + after) <= stored
@@ -137,10 +128,10 @@ def test_fifty_streaming_clients_that_drop_free_everything(tmp_path):
         deadline = time.time() + 20
         while time.time() < deadline:
             m = metrics(base)
-            if m["tally_requests_running"] == 0 and m["tally_requests_waiting"] == 0 and m["tally_kv_blocks_used"] == 0:
+            if m["tally_num_requests_running"] == 0 and m["tally_num_requests_waiting"] == 0 and m["tally_kv_cache_blocks_used"] == 0:
                 break
             time.sleep(0.1)
-        assert (m["tally_requests_running"], m["tally_requests_waiting"], m["tally_kv_blocks_used"]) == (0, 0, 0), m
+        assert (m["tally_num_requests_running"], m["tally_num_requests_waiting"], m["tally_kv_cache_blocks_used"]) == (0, 0, 0), m
         assert m["tally_usage_records_total"] == 50 and m["tally_usage_records_lost_total"] == 0
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -174,7 +165,7 @@ def test_a_streaming_client_that_reads_nothing_is_cut_off_after_the_write_timeou
                 if m["tally_usage_records_total"] == 1:
                     break
                 time.sleep(0.2)
-            assert (m["tally_requests_running"], m["tally_kv_blocks_used"]) == (0, 0), m
+            assert (m["tally_num_requests_running"], m["tally_kv_cache_blocks_used"]) == (0, 0), m
             # The server closed the connection: after what the buffers held, the client reads its end.
             s.settimeout(10)
             received = b""

@@ -20,7 +20,7 @@ import urllib.request
 import openai
 import pytest
 
-from tally_e2e import BIN, MODEL_NAME, cents, render_in_chromium, start_server
+from tally_e2e import BIN, MODEL_NAME, cents, metrics, render_in_chromium, start_server
 
 KEYS = ["sk-team-a", "sk-team-b"]
 # Long enough to fill several 16-token KV blocks, so repeats of it are prefix-cache hits.
@@ -92,9 +92,9 @@ def test_tenants_shared_prefix_and_report(tmp_path):
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0).completions.create(model=MODEL_NAME, prompt="x", max_tokens=1)
 
-        local_total = float(metric(base, 'tally_cost_local_usd_total{model="SmolLM2-135M-Instruct-Q8_0"}')[0].split()[-1])
+        local_total = float(metric(base, 'tally_cost_local_usd_total{model_name="SmolLM2-135M-Instruct-Q8_0"}')[0].split()[-1])
         assert local_total > 0
-        assert metric(base, "tally_usage_records_total ")[0].endswith(" 5")
+        assert metrics(base)["tally_usage_records_total"] == 5
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -16,7 +16,7 @@ import urllib.request
 import openai
 import pytest
 
-from tally_e2e import MODEL_NAME, start_server
+from tally_e2e import MODEL_NAME, metrics, start_server
 
 
 @pytest.fixture(scope="module")
@@ -189,13 +189,6 @@ def test_bad_request_gets_an_openai_error(client):
     assert e.value.body["param"] == "temperature"
 
 
-
-
-def metrics(base):
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
-        return dict(line.rsplit(" ", 1) for line in r.read().decode().splitlines() if line and not line.startswith("#"))
-
-
 def test_disconnect_mid_stream_frees_the_request_and_its_blocks(server):
     base = server[0]
     port = int(base.rsplit(":", 1)[1])
@@ -209,17 +202,17 @@ def test_disconnect_mid_stream_frees_the_request_and_its_blocks(server):
         assert chunk, "stream ended early"
         received += chunk
     during = metrics(base)
-    assert int(during["tally_requests_running"]) == 1 and int(during["tally_kv_blocks_used"]) > 0
+    assert int(during["tally_num_requests_running"]) == 1 and int(during["tally_kv_cache_blocks_used"]) > 0
     sock.close()  # the client goes away mid-stream
     deadline = time.time() + 10
     while time.time() < deadline:
         after = metrics(base)
-        if int(after["tally_requests_running"]) == 0 and int(after["tally_kv_blocks_used"]) == 0:
+        if int(after["tally_num_requests_running"]) == 0 and int(after["tally_kv_cache_blocks_used"]) == 0:
             break
         time.sleep(0.05)
-    assert int(after["tally_requests_running"]) == 0 and int(after["tally_requests_waiting"]) == 0
-    assert int(after["tally_kv_blocks_used"]) == 0
-    assert int(after['tally_requests_total{finish_reason="abort"}']) >= 1
+    assert int(after["tally_num_requests_running"]) == 0 and int(after["tally_num_requests_waiting"]) == 0
+    assert int(after["tally_kv_cache_blocks_used"]) == 0
+    assert int(after['tally_request_success_total{finished_reason="abort"}']) >= 1
 
 
 # Last: it stops the module's server.

@@ -72,13 +72,16 @@ import Tokenization
             var metrics = ""
             for _ in 0..<100 {
                 metrics = try await client.execute(uri: "/metrics", method: .get).text
-                if metrics.contains("tally_requests_running 0\n") && metrics.contains("tally_kv_blocks_used 0\n") { break }
+                let m = metricValues(metrics)
+                if m["tally_num_requests_running"] == 0 && m["tally_kv_cache_blocks_used"] == 0 { break }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            #expect(metrics.contains("tally_requests_running 0\n"))
-            #expect(metrics.contains("tally_requests_waiting 0\n"))
-            #expect(metrics.contains("tally_kv_blocks_used 0\n"))
-            #expect(metrics.contains(#"tally_requests_total{finish_reason="length"} \#(2 * count)"#))
+            let m = metricValues(metrics)
+            #expect(m["tally_num_requests_running"] == 0)
+            #expect(m["tally_num_requests_waiting"] == 0)
+            #expect(m["tally_kv_cache_blocks_used"] == 0)
+            #expect(m["tally_kv_cache_usage_perc"] == 0)
+            #expect(m[#"tally_request_success_total{finished_reason="length"}"#] == Double(2 * count))
         }
     }
 
@@ -93,17 +96,19 @@ import Tokenization
             let body = #"{"prompt": [10, 20, 30], "max_tokens": 120, "temperature": 0, "ignore_eos": true, "stream": true}"#
             _ = try await RawHTTP.postReadingUntil("data: ", port: port, path: "/v1/completions", body: body)
             func finished(_ text: String) -> Bool {
-                text.contains(#"tally_requests_total{finish_reason="abort"} 1"#) || text.contains(#"tally_requests_total{finish_reason="length"} 1"#)
+                let m = metricValues(text)
+                return m[#"tally_request_success_total{finished_reason="abort"}"#] == 1 || m[#"tally_request_success_total{finished_reason="length"}"#] == 1
             }
             var metrics = ""
             for _ in 0..<250 {
                 metrics = try await client.execute(uri: "/metrics", method: .get).text
-                if finished(metrics) && metrics.contains("tally_kv_blocks_used 0\n") && metrics.contains("tally_requests_running 0\n") { break }
+                let m = metricValues(metrics)
+                if finished(metrics) && m["tally_kv_cache_blocks_used"] == 0 && m["tally_num_requests_running"] == 0 { break }
                 try await Task.sleep(for: .milliseconds(20))
             }
             #expect(finished(metrics))
-            #expect(metrics.contains("tally_requests_running 0\n"))
-            #expect(metrics.contains("tally_kv_blocks_used 0\n"))
+            #expect(metricValues(metrics)["tally_num_requests_running"] == 0)
+            #expect(metricValues(metrics)["tally_kv_cache_blocks_used"] == 0)
         }
     }
 }

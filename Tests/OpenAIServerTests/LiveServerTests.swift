@@ -71,9 +71,9 @@ import Glibc
             _ = try await RawHTTP.postReadingUntil("data: ", port: port, path: "/v1/completions", body: #"{"prompt": "go", "stream": true}"#)
             #expect(await engine.waitForTermination("cancelled"))
         }
-        let lines = Set(metrics.render(EngineSnapshot()).split(separator: "\n").map(String.init))
-        for expected in [#"tally_requests_total{finish_reason="abort"} 1"#, #"tally_requests_total{finish_reason="stop"} 0"#,
-                         "tally_request_latency_seconds_count 1", "tally_generated_tokens_total 0"] {
+        let lines = metricLines(metrics.render(EngineSnapshot()))
+        for expected in [#"tally_request_success_total{finished_reason="abort"} 1"#, #"tally_request_success_total{finished_reason="stop"} 0"#,
+                         "tally_e2e_request_latency_seconds_count 1", "tally_generation_tokens_total 0"] {
             #expect(lines.contains(expected), "missing \(expected)")
         }
     }

@@ -192,13 +192,13 @@ private func sentenceEngine(cached: Int = 0, finish: FinishReason = .stop) throw
             let metrics = try await client.execute(uri: "/metrics", method: .get)
             #expect(metrics.status == .ok)
             #expect(metrics.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
-            let lines = Set(metrics.text.split(separator: "\n").map(String.init))
+            let lines = metricLines(metrics.text)
             for expected in [
-                #"tally_requests_total{finish_reason="stop"} 1"#, #"tally_requests_total{finish_reason="length"} 0"#,
-                "tally_cached_prompt_tokens_total 3", "tally_requests_running 2", "tally_kv_blocks_used 10",
-                "tally_kv_blocks_total 64", "tally_prefix_cache_queried_tokens_total 100",
-                "tally_prefix_cache_hit_tokens_total 48", "tally_time_to_first_token_seconds_count 1",
-                "tally_request_latency_seconds_count 1", "# TYPE tally_inter_token_latency_seconds histogram",
+                #"tally_request_success_total{finished_reason="stop"} 1"#, #"tally_request_success_total{finished_reason="length"} 0"#,
+                "tally_prompt_tokens_cached_total 3", "tally_num_requests_running 2", "tally_kv_cache_blocks_used 10",
+                "tally_kv_cache_blocks_capacity 64", "tally_kv_cache_usage_perc 0.15625", "tally_prefix_cache_queries_total 100",
+                "tally_prefix_cache_hits_total 48", "tally_time_to_first_token_seconds_count 1",
+                "tally_e2e_request_latency_seconds_count 1", "# TYPE tally_inter_token_latency_seconds histogram",
                 #"tally_inter_token_latency_seconds_bucket{le="+Inf"} \#(try Fixture.tokens(sentence).count)"#,
             ] {
                 #expect(lines.contains(expected), "missing \(expected)")
@@ -569,7 +569,7 @@ final class LockedBox<Value: Sendable>: Sendable {
             #expect(try await client.execute(uri: "/metrics", method: .get).status == .unauthorized)
             #expect(try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer nope"]).status == .unauthorized)
             let ok = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer scrape"])
-            #expect(ok.status == .ok && ok.text.contains("tally_requests_running"))
+            #expect(ok.status == .ok && ok.text.contains("tally_num_requests_running"))
             #expect(try await client.execute(uri: "/health", method: .get).status == .ok, "health stays open for probes")
         }
     }

@@ -96,3 +96,23 @@ func streamedText(_ payloads: [String]) throws -> String {
     }
     return text
 }
+
+/// /metrics text as series -> value, with the `model_name` label every series carries left out, so a test
+/// names the series a dashboard queries: `tally_num_requests_running`, `tally_request_success_total{finished_reason="stop"}`.
+func metricValues(_ text: String) -> [String: Double] {
+    var values: [String: Double] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+        let series = String(line[..<space])
+            .replacing(/model_name="[^"]*",?/, with: "").replacingOccurrences(of: ",}", with: "}").replacingOccurrences(of: "{}", with: "")
+        values[series] = value
+    }
+    return values
+}
+
+/// `metricValues` as "series value" lines, whole values written as integers.
+func metricLines(_ text: String) -> Set<String> {
+    Set(metricValues(text).map { series, value in
+        "\(series) " + (value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value))
+    } + text.split(separator: "\n").filter { $0.hasPrefix("#") }.map(String.init))
+}

@@ -47,7 +47,7 @@ def rss_mib(pid):
 def metric(base, name):
     with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
+            if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.split()[-1])
     return 0.0
 
@@ -133,7 +133,7 @@ def main():
         for t in threads:
             t.join(timeout=180)
         time.sleep(10)
-        stuck = metric(base, "tally_requests_running") + metric(base, "tally_requests_waiting")
+        stuck = metric(base, "tally_num_requests_running") + metric(base, "tally_num_requests_waiting")
         lost = metric(base, "tally_usage_records_lost_total")
     finally:
         server.send_signal(signal.SIGTERM)
