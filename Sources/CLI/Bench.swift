@@ -12,12 +12,14 @@ import Tokenization
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmark a server or the engine: throughput, latency percentiles and cost per 1M tokens.",
+        discussion: "Example: tally bench run --workload bench/workloads/short-chat.json --url http://127.0.0.1:8080 --json a.json",
         subcommands: [BenchRun.self, BenchCompare.self], defaultSubcommand: BenchRun.self)
 }
 
 struct BenchRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a workload (bench/workloads/*.json) against --url or --in-process.")
+        commandName: "run", abstract: "Run a workload (bench/workloads/*.json) against --url or --in-process.",
+        discussion: "Example: tally bench run --workload bench/workloads/shared-prefix.json --in-process --concurrency 1,4,16 --html bench.html")
 
     @Option(help: "Workload JSON file (see bench/workloads/README.md).") var workload: String
     @Option(help: "Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080.") var url: String?
@@ -118,7 +120,8 @@ struct BenchRun: AsyncParsableCommand {
 
 struct BenchCompare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "compare", abstract: "Print two result files (from --json) side by side with the ratio B/A.")
+        commandName: "compare", abstract: "Print two result files (from --json) side by side with the ratio B/A.",
+        discussion: "Example: tally bench compare tally.json llama-server.json")
 
     @Argument(help: "Results A (the baseline).") var a: String
     @Argument(help: "Results B.") var b: String

@@ -6,7 +6,9 @@ import OpenAIServer
 
 struct Fleet: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Configuration for a fleet of tally replicas.", subcommands: [FleetNginxConfig.self, FleetPrometheusConfig.self, FleetRules.self])
+        abstract: "Configuration for a fleet of tally replicas.",
+        discussion: "Example: tally fleet nginx --replica a=10.0.0.1:8080 --replica b=10.0.0.2:8080 --listen 0.0.0.0:8080 --dir fleet",
+        subcommands: [FleetNginxConfig.self, FleetPrometheusConfig.self, FleetRules.self])
 }
 
 struct FleetPrometheusConfig: ParsableCommand {

@@ -10,7 +10,9 @@ import Sampling
 import Tokenization
 
 struct Generate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate text from a prompt with a local model.")
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text from a prompt with a local model.",
+        discussion: "Example: tally generate --prompt 'The capital of France is' --max-tokens 16")
 
     @Option(help: "GGUF model (default: the model from `tally pull`).") var model: String?
     @Option(help: "The prompt text (special tokens such as <|im_start|> are parsed).") var prompt: String?
@@ -30,7 +32,7 @@ struct Generate: ParsableCommand {
         case (nil, let f?): text = try String(contentsOfFile: f, encoding: .utf8)
         default: throw ValidationError("give exactly one of --prompt and --prompt-file")
         }
-        let path = model ?? DefaultModel.smolLM2.path()
+        let path = try Pull.modelPath(model)
         let llama = try LlamaModel(path: ServableModel.path(for: path, log: printError), threads: threads)
         let tokenizer = try Tokenizer(metadata: llama.file.metadata)
         let promptIDs = tokenizer.encode(text, parseSpecial: true)

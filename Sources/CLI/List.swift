@@ -10,7 +10,7 @@ struct List: ParsableCommand {
         abstract: "List the GGUF models in the models folder: architecture, parameters, weight type, size.",
         discussion: "Example: tally list --models-dir ~/models")
 
-    @Option(help: "Folder to list (default: $TALLY_MODELS or ./models).") var modelsDir: String?
+    @Option(help: "Folder to list (default: $TALLY_MODELS, else the checkout's models/, else ~/.local/share/tally/models).") var modelsDir: String?
     @Flag(help: "One JSON object per model.") var json = false
 
     func run() throws {

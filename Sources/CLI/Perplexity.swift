@@ -32,7 +32,7 @@ struct PerplexityCommand: ParsableCommand {
     }
 
     func run() throws {
-        let path = model ?? DefaultModel.smolLM2.path()
+        let path = try Pull.modelPath(model)
         let llama = try LlamaModel(path: ServableModel.path(for: path, log: printError), threads: threads)
         guard context <= llama.config.contextLength else {
             throw ValidationError("--context \(context) is longer than the model's context (\(llama.config.contextLength))")

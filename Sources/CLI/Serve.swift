@@ -3,6 +3,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Logging
 import Metering
 import ModelRuntime
 import OpenAIServer
@@ -10,15 +11,31 @@ import Quantizer
 import Tokenization
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Serve a model over an OpenAI-compatible HTTP API.")
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a model over an OpenAI-compatible HTTP API.",
+        discussion: """
+            Every flag --some-flag can also be set as TALLY_SOME_FLAG in the environment (lists comma-separated, \
+            toggles 1/0) and as "some-flag" in the JSON file of --config (or $TALLY_CONFIG); the command line wins \
+            over the environment, which wins over the file.
 
-    @Option(help: "GGUF model (default: SmolLM2-135M-Instruct Q8_0, pulled on first use).") var model: String?
+            Examples:
+              tally serve
+              tally serve --model qwen2.5-0.5b-instruct --port 8081 --api-key-file keys.txt
+              TALLY_PORT=8081 TALLY_LOG_FORMAT=json tally serve --config serve.json
+            """)
+
+    @Option(help: "A JSON file of serve settings: flag names to values (flags and TALLY_* variables override it).") var config: String?
+    @Option(help: "GGUF file, or a catalog name (models/catalog.json), pulled on first use (default: SmolLM2-135M-Instruct Q8_0).") var model: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8080
     @Option(help: "Compute threads (default: the number of cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "KV cache blocks of 16 positions (overrides --kv-memory).") var kvBlocks: Int?
     @Option(help: "KV cache memory in MiB.") var kvMemory = 512
     @Option(help: "KV cache values: f16 (llama.cpp's type) or f32 (twice the memory per position).") var kvType: KVType = .default
+    @Option(help: "Seconds without requests after which KV memory holding no cached prefix goes back to the OS (0: never).")
+    var idleRelease = 300.0
+    @Option(help: "When idle, MiB of KV memory the prefix cache may keep; the least recently used beyond it go back to the OS (default: no limit).")
+    var idlePrefixCacheMemory: Int?
     @Option(help: "Most tokens per engine step.") var maxBatchTokens = 512
     @Option(help: "Most requests running at once.") var maxSeqs = 16
     @Option(help: "Most requests waiting; more get 429.") var maxQueue = 256
@@ -52,7 +69,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Requests each API key may start per minute (429 with Retry-After beyond).") var rpm: Int?
     @Option(help: "Tokens (prompt plus max_tokens) each API key may ask for per minute.") var tpm: Int?
     @Option(help: "Budget file: output-token caps and spend limits per API key (README, Budgets).") var budgets: String?
+    @Option(help: "Least severe log events written to stderr: trace, debug, info (one line per request), notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+    @Option(help: "Log lines as text (time level logger: message key=value...) or json (one object per line).") var logFormat: LogFormat = .text
+    @Option(help: "Seconds between stats lines (tokens/s, running, waiting, KV use, prefix-cache hit rate) while busy; 0 turns them off.")
+    var statsSeconds = 10.0
     @OptionGroup var pricingOptions: PricingOptions
+
+    private var logger: Logger { Logger(label: "tally") }
 
     /// Flag values that cannot work, refused before anything is loaded.
     private func checkFlags() throws {
@@ -70,7 +94,10 @@ struct Serve: AsyncParsableCommand {
         _ = try parsedMetricsKey()
         if let rpm { try check(rpm >= 1, "--rpm \(rpm) must be at least 1") }
         if let tpm { try check(tpm >= 1, "--tpm \(tpm) must be at least 1") }
+        try check(statsSeconds >= 0 && statsSeconds <= 86_400, "--stats-seconds \(statsSeconds) must be between 0 and 86400")
         try check(heartbeatSeconds >= 1, "--heartbeat-seconds \(heartbeatSeconds) must be at least 1")
+        try check(idleRelease >= 0 && idleRelease <= 86_400 * 7, "--idle-release \(idleRelease) must be between 0 and 604800 seconds")
+        if let idlePrefixCacheMemory { try check(idlePrefixCacheMemory >= 0, "--idle-prefix-cache-memory must be at least 0") }
         try check(kvMemory >= 1, "--kv-memory \(kvMemory) MiB must be at least 1")
         if let kvBlocks { try check(kvBlocks >= 1, "--kv-blocks \(kvBlocks) must be at least 1") }
     }
@@ -79,6 +106,7 @@ struct Serve: AsyncParsableCommand {
         // Everything a flag can get wrong is checked before the model and the engine exist: an error then
         // exits with its message and status 1 (CLIError) instead of tearing down a running engine.
         try checkFlags()
+        ServerLogging.bootstrap(level: logLevel, format: logFormat)
         let pricing = try noMetering ? nil : pricingOptions.pricing()
         let policy = try pricing.flatMap { pricing in try budgets.map { try BudgetPolicy.load(path: $0, prices: pricing.prices) } } ?? .unlimited
         let apiKeys = try readAPIKeys()
@@ -103,7 +131,7 @@ struct Serve: AsyncParsableCommand {
             do {
                 try FileManager.default.createDirectory(atPath: (spoolPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 let shared = try await PostgresUsageStore.open(url: dbPath)
-                return try await SpoolingUsageStore(shared: shared, spool: try await SQLiteUsageStore.open(path: spoolPath), log: printError)
+                return try await SpoolingUsageStore(shared: shared, spool: try await SQLiteUsageStore.open(path: spoolPath), log: { [logger] in logger.warning("\($0)") })
             } catch { throw CLIError("\(error)") }
         }
         do {
@@ -115,9 +143,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     private func load(apiKeys: [TenantKey], pricing: Meter.Pricing?, policy: BudgetPolicy, store: (any UsageStore)?) async throws {
-        let path = try model ?? Pull.defaultModelPulledIfMissing()
-        let llama = try LlamaModel(path: ServableModel.path(for: path, log: printError), threads: threads, verify: verify)
-        printError("weights: \(llama.weights.source)")
+        let path = try await Pull.servedModelPulledIfMissing(model)
+        let llama = try LlamaModel(path: ServableModel.path(for: path, log: { [logger] in logger.info("\($0)") }), threads: threads, verify: verify)
+        logger.info("weights: \(llama.weights.source)")
         let tokenizer = try Tokenizer(metadata: llama.file.metadata)
 
         var options = EngineOptions()
@@ -127,6 +155,8 @@ struct Serve: AsyncParsableCommand {
         options.maxSeqs = maxSeqs
         options.maxQueue = maxQueue
         options.prefixCaching = !noPrefixCache
+        options.idleRelease = idleRelease > 0 ? .milliseconds(Int64(idleRelease * 1000)) : nil
+        options.idlePrefixCacheMiB = idlePrefixCacheMemory
         let planned = options.engineConfig(for: llama.config)
         let positions = planned.kvBlocks * planned.blockSize
         if positions < llama.config.contextLength {
@@ -173,8 +203,8 @@ struct Serve: AsyncParsableCommand {
             // The machine is billed from here (model loaded) to the stop, busy or idle.
             heartbeat = try await RunHeartbeat.start(store: opened, host: replica ?? ProcessInfo.processInfo.hostName,
                                                      interval: .seconds(heartbeatSeconds))
-            printError("metering to \(opened.location); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
-            for (i, key) in config.apiKeys.enumerated() { printError("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
+            logger.info("metering to \(opened.location); prices \(pricing.prices.name) (\(pricing.prices.asOf)), machine \(pricing.machine.name), GPU \(pricing.gpu.name)")
+            for (i, key) in config.apiKeys.enumerated() { logger.info("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
         config.replica = replica ?? ProcessInfo.processInfo.hostName
@@ -187,11 +217,17 @@ struct Serve: AsyncParsableCommand {
         config.socketSendBuffer = socketSendBuffer
         config.shutdownGracePeriod = .milliseconds(Int64(drainSeconds * 1000))
         let summary = "\(threads) threads, \(engine.config.kvBlocks) KV blocks = \(engine.config.kvBlocks * engine.config.blockSize) positions in \(kvType.rawValue), max \(maxSeqs) running"
+        config.logger = logger
         let listening = Readiness(false)
-        let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name) { [host] port in
+        let metrics = ServerMetrics(modelName: name)
+        let app = try buildApplication(config: config, engine: engine, tokenizer: tokenizer, modelName: name, metrics: metrics) { [host, logger] port in
             listening.set(true)
-            printError("serving \(name) on http://\(host):\(port) (\(summary))")
+            logger.info("serving \(name) on http://\(host):\(port) (\(summary))")
         }
+        let stats = statsSeconds == 0 ? nil : Task { [logger, statsSeconds] in
+            await ServerLogging.runStats(engine: engine, metrics: metrics, logger: logger, interval: .milliseconds(Int64(statsSeconds * 1000)))
+        }
+        defer { stats?.cancel() }
         do {
             try await runServer(app, config: config)
         } catch where !listening.isReady {
@@ -207,6 +243,8 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension KVType: ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// A command's own error: ArgumentParser prints "Error: <message>" and exits with status 1.
 struct CLIError: Error, CustomStringConvertible {

@@ -4,13 +4,42 @@ import ArgumentParser
 import Foundation
 
 @main
+enum Main {
+    /// `tally serve` takes settings from the environment and a config file too (ServeSettings).
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "serve" {
+            do {
+                arguments = ["serve"] + (try ServeSettings.arguments(commandLine: Array(arguments.dropFirst()),
+                                                                      environment: ProcessInfo.processInfo.environment))
+            } catch {
+                Tally.exit(withError: error)
+            }
+        }
+        await Tally.main(arguments)
+    }
+}
+
 struct Tally: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "A self-hosted inference server for small int8 language models that meters what every request cost.",
+        discussion: """
+            Exit status: 0 success; 1 an error the command reports (a bad flag value, a file it cannot read, a port \
+            in use, a model it cannot load); 64 a command line it cannot parse (unknown flag, missing value).
+
+            Examples:
+              tally pull && tally serve
+              tally bench run --workload bench/workloads/short-chat.json --url http://127.0.0.1:8080
+              tally report --format html --output report.html
+            """,
+        version: "tally \(tallyVersion)",
         subcommands: [Pull.self, List.self, Inspect.self, Quantize.self, Tokenize.self, Generate.self, PerplexityCommand.self, Serve.self, ReportCommand.self, Fleet.self,
                       Bench.self])
 }
+
+/// The release this source tree is (`tally --version`).
+let tallyVersion = "0.22.0"
 
 /// Writes a line to standard error (progress and logs; stdout stays for results).
 func printError(_ message: String) {

@@ -7,7 +7,9 @@ import ModelRuntime
 import Tokenization
 
 struct Tokenize: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the token ids of a text as a JSON array.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the token ids of a text as a JSON array.",
+        discussion: "Example: tally tokenize 'Hello, world'")
 
     @Option(help: "GGUF model whose tokenizer to use (default: the model from `tally pull`).") var model: String?
     @Flag(help: "Treat special-token text such as <|im_start|> as plain text.") var noSpecial = false
@@ -22,7 +24,7 @@ struct Tokenize: ParsableCommand {
         case (nil, let f?): input = try String(contentsOfFile: f, encoding: .utf8)
         default: throw ValidationError("give either TEXT or --file F")
         }
-        let gguf = try GGUFFile(path: model ?? DefaultModel.smolLM2.path())
+        let gguf = try GGUFFile(path: Pull.modelPath(model))
         let tokenizer = try Tokenizer(metadata: gguf.metadata)
         let ids = tokenizer.encode(input, parseSpecial: !noSpecial)
         let object: Any = pieces ? ids.map { [Int($0), tokenizer.piece($0)] as [Any] } : ids.map(Int.init)

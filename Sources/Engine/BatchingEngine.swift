@@ -4,6 +4,7 @@
 // request, and its blocks are freed before the next step.
 
 import Foundation
+import Logging
 import GGUF
 
 package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
@@ -22,7 +23,7 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
     private let log: @Sendable (String) -> Void
 
     package init(runner: ModelRunner, config: EngineConfig, clock: EngineClock = MonotonicClock(),
-                 log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("tally: " + $0 + "\n").utf8)) }) {
+                 log: @escaping @Sendable (String) -> Void = { Logger(label: "tally.engine").error("\($0)") }) {
         core = EngineCore(config: config, runner: runner, clock: clock)
         self.log = log
         cachedSnapshot = core.snapshot()
@@ -94,9 +95,26 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
     }
 
     private func loop() {
+        // When the engine last ran out of work; nil once its idle memory was released (config.idleRelease).
+        var idleSince: ContinuousClock.Instant? = .now
         while true {
             condition.lock()
-            while inbox.isEmpty && ends.isEmpty && !core.hasWork && !stopped { condition.wait() }
+            while inbox.isEmpty && ends.isEmpty && !core.hasWork && !stopped {
+                guard let after = core.config.idleRelease, let since = idleSince else {
+                    condition.wait()
+                    continue
+                }
+                let due = since + after
+                if ContinuousClock.now < due {
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: (due - ContinuousClock.now).inSeconds))
+                    continue
+                }
+                idleSince = nil
+                condition.unlock()
+                let (forgotten, bytes) = core.releaseIdleMemory()
+                Logger(label: "tally.engine").info("idle: returned \(bytes >> 20) MiB of KV memory to the OS, forgot \(forgotten) cached blocks")
+                condition.lock()
+            }
             let newRequests = inbox, endings = ends
             // They wait in the core from now on: still counted by `submit` while this step runs.
             waitingInCore += inbox.count
@@ -121,6 +139,7 @@ package final class BatchingEngine: InferenceEngine, @unchecked Sendable {
                     for id in ids { core.abort(id) }
                 }
             }
+            idleSince = core.hasWork ? nil : .now
             condition.lock()
             cachedSnapshot = core.snapshot()
             waitingInCore = core.waitingCount

@@ -53,6 +53,36 @@ package final class BlockPool {
         guard head >= 0 else { return nil }
         let b = head
         unlink(b)
+        forget(b)
+        refCounts[Int(b)] = 1
+        return b
+    }
+
+    /// Free blocks that hold no cached prefix: their KV is worth nothing (idle memory release).
+    package var freeUncachedBlocks: [BlockID] { freeList.filter { hashOfBlock[Int($0)] == nil } }
+
+    /// Free blocks that hold a cached prefix.
+    package var freeCachedCount: Int { freeList.count { hashOfBlock[Int($0)] != nil } }
+
+    /// Forgets the prefixes of the least recently freed cached blocks until at most `limit` free blocks hold
+    /// one; the blocks stay free. Returns how many were forgotten.
+    @discardableResult
+    package func trimFreeCached(to limit: Int) -> Int {
+        var excess = freeCachedCount - max(0, limit), forgotten = 0
+        var b = head
+        while b >= 0 && excess > 0 {
+            if hashOfBlock[Int(b)] != nil {
+                forget(b)
+                excess -= 1
+                forgotten += 1
+            }
+            b = next[Int(b)]
+        }
+        return forgotten
+    }
+
+    /// Drops whatever prefix block `b` held from the cache's maps.
+    private func forget(_ b: Int32) {
         if let h = hashOfBlock[Int(b)] {
             blockOfHash[h] = nil
             hashOfBlock[Int(b)] = nil
@@ -62,8 +92,6 @@ package final class BlockPool {
             if blocksAfter[content.parent]?.isEmpty == true { blocksAfter[content.parent] = nil }
             contentOfBlock[Int(b)] = nil
         }
-        refCounts[Int(b)] = 1
-        return b
     }
 
     /// The block holding this prefix hash, if any (free or in use).

@@ -27,6 +27,12 @@ package struct EngineConfig: Sendable {
     /// Most requests waiting; more get EngineError.queueFull.
     package var maxQueue = 256
     package var prefixCaching = true
+    /// After this long with no request running or waiting, the engine hands the KV memory of blocks that hold
+    /// no cached prefix back to the OS (nil: never), as Ollama's keep-alive unloads an idle model.
+    package var idleRelease: Duration? = nil
+    /// At that point the prefix cache keeps at most this many free blocks (the least recently used beyond
+    /// it are forgotten and released too); nil: no limit.
+    package var idlePrefixCacheBlocks: Int? = nil
 
     /// Positions per KV block in every engine a command builds (EngineFactory); tests may choose others.
     package static let standardBlockSize = 16
@@ -101,6 +107,15 @@ package final class EngineCore {
     }
 
     package var hasWork: Bool { !waiting.isEmpty || !running.isEmpty }
+
+    /// The idle release: trims the prefix cache to `config.idlePrefixCacheBlocks` and hands the memory of
+    /// free blocks that hold no cached prefix back to the OS. Only between steps, with no work.
+    @discardableResult
+    package func releaseIdleMemory() -> (forgotten: Int, releasedBytes: Int) {
+        guard !hasWork else { return (0, 0) }
+        let forgotten = config.idlePrefixCacheBlocks.map { pool.trimFreeCached(to: $0) } ?? 0
+        return (forgotten, runner.releaseKV(of: pool.freeUncachedBlocks))
+    }
     package var waitingCount: Int { waiting.count }
     package var runningCount: Int { running.count }
     package var runningIDs: [RequestID] { running.map(\.request.id) }

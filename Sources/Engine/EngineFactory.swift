@@ -23,6 +23,9 @@ package struct EngineOptions: Sendable {
     package var maxSeqs = 16
     package var maxQueue = 256
     package var prefixCaching = true
+    /// See EngineConfig.idleRelease; the prefix cache's idle limit here is in MiB of KV memory.
+    package var idleRelease: Duration? = nil
+    package var idlePrefixCacheMiB: Int? = nil
 
     package init() {}
 
@@ -42,6 +45,10 @@ package struct EngineOptions: Sendable {
         config.maxSeqs = maxSeqs
         config.maxQueue = maxQueue
         config.prefixCaching = prefixCaching
+        config.idleRelease = idleRelease
+        config.idlePrefixCacheBlocks = idlePrefixCacheMiB.map {
+            $0 << 20 / KVStore.bytes(config: model, blocks: 1, blockSize: blockSize, type: kvType)
+        }
         return config
     }
 }

@@ -15,12 +15,15 @@ package protocol ModelRunner: AnyObject {
     /// Runs body(i) for every i in 0..<count, on the model's compute threads when it has them: the engine
     /// samples its requests' tokens this way (each request's sampler is its own).
     func forEach(_ count: Int, _ body: (Int) -> Void)
+    /// Hands the memory of these blocks (which hold nothing worth keeping) back to the OS; returns the bytes.
+    func releaseKV(of blocks: [BlockID]) -> Int
 }
 
 package extension ModelRunner {
     func forEach(_ count: Int, _ body: (Int) -> Void) {
         for i in 0..<count { body(i) }
     }
+    func releaseKV(of blocks: [BlockID]) -> Int { 0 }
 }
 
 package final class LlamaRunner: ModelRunner {
@@ -37,6 +40,7 @@ package final class LlamaRunner: ModelRunner {
     package var contextLength: Int { model.config.contextLength }
     package func forward(_ batch: ForwardBatch) throws -> [Float] { try model.forward(batch, kv: kv) }
     package func copyKV(from source: BlockID, to destination: BlockID, slots: Int) { kv.copy(from: source, to: destination, slots: slots) }
+    package func releaseKV(of blocks: [BlockID]) -> Int { kv.releasePages(of: blocks) }
     package func forEach(_ count: Int, _ body: (Int) -> Void) {
         guard count > 1 else { return count == 1 ? body(0) : () }
         model.pool.run { thread, threads in

@@ -14,10 +14,31 @@ package struct DefaultModel: Sendable {
 
     package static let smolLM2 = DefaultModel()
 
-    /// Where models live: `$TALLY_MODELS` or `./models`.
+    /// Where models live, whatever the working directory: `$TALLY_MODELS`; else the `models` folder of the
+    /// checkout the running binary was built in (the folder above it holding Package.swift and
+    /// models/catalog.json); else `$XDG_DATA_HOME/tally/models` (default ~/.local/share/tally/models).
     package static var modelsDirectory: String {
-        ProcessInfo.processInfo.environment["TALLY_MODELS"] ?? "models"
+        let environment = ProcessInfo.processInfo.environment
+        if let set = environment["TALLY_MODELS"], !set.isEmpty { return set }
+        if let checkout = checkoutModelsDirectory { return checkout }
+        let data = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/share")
+        return (data as NSString).appendingPathComponent("tally/models")
     }
+
+    private static let checkoutModelsDirectory: String? = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var folder = URL(fileURLWithPath: executable).standardizedFileURL.deletingLastPathComponent()
+        while folder.path != "/" && !folder.path.isEmpty {
+            let models = folder.appendingPathComponent("models")
+            if FileManager.default.fileExists(atPath: folder.appendingPathComponent("Package.swift").path),
+               FileManager.default.fileExists(atPath: models.appendingPathComponent("catalog.json").path) {
+                return models.path
+            }
+            folder = folder.deletingLastPathComponent()
+        }
+        return nil
+    }()
 
     package func path(in directory: String = DefaultModel.modelsDirectory) -> String {
         (directory as NSString).appendingPathComponent(fileName)

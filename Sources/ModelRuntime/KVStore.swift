@@ -3,6 +3,9 @@
 // Who owns which block is the Engine's business (block pool, prefix cache); this only stores values.
 
 import Kernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 package typealias BlockID = Int32
 
@@ -35,9 +38,36 @@ package final class KVStore: @unchecked Sendable {
         self.type = type
         kvWidth = config.kvWidth
         let bytes = blockCount * blockSize * kvWidth * type.bytesPerValue
-        // Pages are touched only when written: an unused block costs no resident memory.
-        keys = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: 64) }
-        values = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: 64) }
+        // Pages are touched only when written: an unused block costs no resident memory. Page-aligned, so
+        // `releasePages` can hand whole pages back.
+        keys = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: KVStore.pageSize) }
+        values = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: KVStore.pageSize) }
+    }
+
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// Returns to the OS the pages that hold only positions of `blocks` (blocks that hold nothing worth
+    /// keeping): their contents read back as zeros, and they cost no resident memory until written again.
+    /// A page shared with a block not listed stays. Returns the bytes handed back.
+    @discardableResult
+    package func releasePages(of blocks: [BlockID]) -> Int {
+        let blockBytes = blockSize * kvWidth * type.bytesPerValue
+        // Runs of consecutive blocks, as byte ranges within each layer's array.
+        var runs: [(start: Int, end: Int)] = []
+        for b in Set(blocks).sorted() {
+            let start = Int(b) * blockBytes
+            if let last = runs.last, last.end == start { runs[runs.count - 1].end = start + blockBytes } else { runs.append((start, start + blockBytes)) }
+        }
+        var released = 0
+        for base in keys + values {
+            for run in runs {
+                let first = (Int(bitPattern: base) + run.start + Self.pageSize - 1) / Self.pageSize * Self.pageSize
+                let end = (Int(bitPattern: base) + run.end) / Self.pageSize * Self.pageSize
+                guard end > first, madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, MADV_DONTNEED) == 0 else { continue }
+                released += end - first
+            }
+        }
+        return released
     }
 
     deinit {

@@ -68,3 +68,20 @@ def test_tally_list_shows_each_model_with_its_architecture_parameters_type_and_s
     assert [r["architecture"] for r in rows[1:]] == ["qwen2", "qwen3", "smollm3"]
     assert all(r["type"] == "F32" and r["parameters"] > 10_000 for r in rows[1:])
     assert rows[1]["bytes"] == os.path.getsize(tmp_path / "qwen2.gguf")
+
+
+def test_the_models_folder_and_catalog_do_not_depend_on_the_working_directory(tmp_path):
+    """Run from an empty folder, without $TALLY_MODELS: the checkout's models/ is still the folder (the
+    default model is found there), catalog names resolve, and an unknown name is refused with the names."""
+    env = {k: v for k, v in os.environ.items() if k != "TALLY_MODELS"}
+    run = lambda *args: subprocess.run([os.path.abspath(BIN), *args], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    listed = run("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert any(json.loads(line)["file"] == "SmolLM2-135M-Instruct-Q8_0.gguf" for line in listed.stdout.splitlines())
+    catalog = run("pull", "--list")
+    assert catalog.returncode == 0 and "smollm2-135m-instruct (default)" in catalog.stdout and "qwen2.5-0.5b-instruct " in catalog.stdout
+    by_name = run("inspect", "smollm2-135m-instruct")
+    assert by_name.returncode == 0 and "llama" in by_name.stdout, by_name.stderr
+    unknown = run("inspect", "no-such-model")
+    assert unknown.returncode != 0 and "qwen3-0.6b" in unknown.stderr
+    assert os.listdir(tmp_path) == []  # nothing was written where the command ran

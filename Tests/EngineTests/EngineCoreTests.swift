@@ -14,10 +14,12 @@ final class FakeRunner: ModelRunner {
     let contextLength: Int
     var batches: [ForwardBatch] = []
     var copies: [(from: BlockID, to: BlockID, slots: Int)] = []
+    var released: [[BlockID]] = []
 
     init(contextLength: Int = 256) { self.contextLength = contextLength }
 
     func copyKV(from source: BlockID, to destination: BlockID, slots: Int) { copies.append((source, destination, slots)) }
+    func releaseKV(of blocks: [BlockID]) -> Int { released.append(blocks); return blocks.count }
 
     func forward(_ batch: ForwardBatch) throws -> [Float] {
         batches.append(batch)
