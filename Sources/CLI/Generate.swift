@@ -24,6 +24,8 @@ struct Generate: ParsableCommand {
     @Flag(help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
     @Option(help: "KV cache values: f16 (llama.cpp's type) or f32.") var kvType: KVType = .default
     @Flag(help: "Print one JSON object instead of streaming text.") var json = false
+    @Option(help: "Speculative decoding by prompt lookup: up to this many draft tokens per step (0: off); the output is the same.")
+    var draftTokens = 0
 
     func run() throws {
         let text: String
@@ -44,6 +46,7 @@ struct Generate: ParsableCommand {
         params.stopTokenIDs = tokenizer.endOfGenerationIDs
         params.ignoreEOS = ignoreEOS
         params.kvType = kvType
+        params.draftTokens = draftTokens
         try params.sampling.validate()
 
         var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
@@ -62,14 +65,16 @@ struct Generate: ParsableCommand {
                 "prompt_ids": result.promptTokens.map(Int.init), "generated_ids": result.generatedTokens.map(Int.init),
                 "text": output, "finish_reason": result.finishReason.rawValue, "seed": result.seed,
                 "prefill_tokens_per_second": result.prefillTokensPerSecond, "decode_tokens_per_second": result.decodeTokensPerSecond,
+                "draft_tokens": result.draftTokens, "accepted_draft_tokens": result.acceptedDraftTokens,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(tail)
-            printError(String(format: "[%d prompt tokens, %.1f tok/s prefill; %d generated, %.1f tok/s decode; %@]",
+            let drafts = result.draftTokens == 0 ? "" : "; \(result.acceptedDraftTokens) of \(result.draftTokens) draft tokens kept"
+            printError(String(format: "[%d prompt tokens, %.1f tok/s prefill; %d generated, %.1f tok/s decode; %@%@]",
                               result.promptTokens.count, result.prefillTokensPerSecond, result.generatedTokens.count,
-                              result.decodeTokensPerSecond, result.finishReason.rawValue))
+                              result.decodeTokensPerSecond, result.finishReason.rawValue, drafts))
         }
     }
 }

@@ -36,6 +36,9 @@ struct Serve: AsyncParsableCommand {
     var idleRelease = 300.0
     @Option(help: "When idle, MiB of KV memory the prefix cache may keep; the least recently used beyond it go back to the OS (default: no limit).")
     var idlePrefixCacheMemory: Int?
+    @Option(help: "Speculative decoding by prompt lookup: up to this many draft tokens per step, taken from where the request's last tokens occurred earlier in it (0: off). Output is unchanged.")
+    var draftTokens = 0
+    @Option(help: "Longest run of last tokens looked up for a draft.") var draftNgram = 3
     @Option(help: "Most tokens per engine step.") var maxBatchTokens = 512
     @Option(help: "Most requests running at once.") var maxSeqs = 16
     @Option(help: "Most requests waiting; more get 429.") var maxQueue = 256
@@ -98,6 +101,8 @@ struct Serve: AsyncParsableCommand {
         try check(heartbeatSeconds >= 1, "--heartbeat-seconds \(heartbeatSeconds) must be at least 1")
         try check(idleRelease >= 0 && idleRelease <= 86_400 * 7, "--idle-release \(idleRelease) must be between 0 and 604800 seconds")
         if let idlePrefixCacheMemory { try check(idlePrefixCacheMemory >= 0, "--idle-prefix-cache-memory must be at least 0") }
+        try check((0...64).contains(draftTokens), "--draft-tokens \(draftTokens) must be between 0 and 64")
+        try check((1...16).contains(draftNgram), "--draft-ngram \(draftNgram) must be between 1 and 16")
         try check(kvMemory >= 1, "--kv-memory \(kvMemory) MiB must be at least 1")
         if let kvBlocks { try check(kvBlocks >= 1, "--kv-blocks \(kvBlocks) must be at least 1") }
     }
@@ -157,6 +162,8 @@ struct Serve: AsyncParsableCommand {
         options.prefixCaching = !noPrefixCache
         options.idleRelease = idleRelease > 0 ? .milliseconds(Int64(idleRelease * 1000)) : nil
         options.idlePrefixCacheMiB = idlePrefixCacheMemory
+        options.draftTokens = draftTokens
+        options.draftNgram = draftNgram
         let planned = options.engineConfig(for: llama.config)
         let positions = planned.kvBlocks * planned.blockSize
         if positions < llama.config.contextLength {

@@ -93,6 +93,9 @@ package struct RequestStats: Sendable, Equatable {
     /// Times the request was preempted (its KV dropped and recomputed later).
     package var preemptions = 0
     package var seed: UInt64 = 0
+    /// Prompt-lookup drafts (EngineConfig.draftTokens): tokens proposed, and those the model agreed with.
+    package var draftTokens = 0
+    package var acceptedDraftTokens = 0
 
     package init() {}
 }
@@ -133,6 +136,9 @@ package struct EngineSnapshot: Sendable, Equatable {
     package var prefixCacheHitTokens = 0
     package var steps = 0
     package var preemptions = 0
+    /// Draft tokens proposed and accepted since start (speculative decoding).
+    package var draftTokens = 0
+    package var acceptedDraftTokens = 0
 
     package init() {}
 }

@@ -34,6 +34,17 @@ package struct EngineConfig: Sendable {
     /// it are forgotten and released too); nil: no limit.
     package var idlePrefixCacheBlocks: Int? = nil
 
+    /// Speculative decoding by prompt lookup (llama.cpp's `lookup`, vLLM's `ngram`): a decoding request whose
+    /// last tokens (up to `draftNgram` of them) occurred earlier in its prompt or output proposes the up to
+    /// `draftTokens` tokens that followed there; one forward pass computes them all, and the request keeps
+    /// those its sampler draws anyway, plus the token drawn after the last kept one. The logits of a position
+    /// do not depend on how the batch is made up, and tokens are drawn in the same order as without drafts,
+    /// so the output is exactly what it would be without speculation. 0 turns it off.
+    package var draftTokens = 0
+    package var draftNgram = 3
+    /// Shortest run looked up: a single token recurs by chance too often in ordinary text to be worth a draft.
+    package var draftMinNgram = 2
+
     /// Positions per KV block in every engine a command builds (EngineFactory); tests may choose others.
     package static let standardBlockSize = 16
 
@@ -68,6 +79,8 @@ final class Sequence {
     var lastTokenMicros: Int64?
     var busyMicros = 0.0
     var admittedOnce = false
+    /// This step's prompt-lookup draft: tokens computed after the last one, kept only as far as sampling agrees.
+    var draft: [TokenID] = []
     /// With request.promptLogprobs: entry i scores prompt token i + 1, filled as prefill chunks compute.
     var promptLogprobs: [TokenLogprob?] = []
     var promptLogprobsSent = false
@@ -271,7 +284,40 @@ package final class EngineCore {
             scheduled.append((seq, n))
             budget -= n
         }
+        // Drafts last, from what budget and free blocks are left: a draft never preempts or delays anyone.
+        if config.draftTokens > 0 {
+            for k in scheduled.indices where budget > 0 {
+                let (seq, n) = scheduled[k]
+                guard n == 1, seq.tokens.count - seq.numComputedTokens == 1, seq.request.promptLogprobs == nil else { continue }
+                let room = min(config.draftTokens, budget, seq.request.maxTokens - seq.generated - 1,
+                               runner.contextLength - seq.tokens.count - 1)
+                guard room > 0 else { continue }
+                let draft = Self.lookupDraft(seq.tokens, minNgram: config.draftMinNgram, maxNgram: config.draftNgram, count: room)
+                guard !draft.isEmpty, ensureBlocks(seq, upTo: seq.tokens.count + draft.count) else { continue }
+                seq.draft = draft
+                scheduled[k].1 += draft.count
+                budget -= draft.count
+            }
+        }
         return scheduled
+    }
+
+    /// Prompt lookup: the tokens that followed the latest earlier occurrence of the last n tokens (n from
+    /// `maxNgram` down to `minNgram`), at most `count` of them; empty when there is none.
+    static func lookupDraft(_ tokens: [TokenID], minNgram: Int = 1, maxNgram: Int, count: Int) -> [TokenID] {
+        let total = tokens.count
+        for n in stride(from: min(maxNgram, total - 1), through: max(1, minNgram), by: -1) {
+            let tail = tokens[(total - n)...]
+            var start = total - n - 1
+            while start >= 0 {
+                if tokens[start..<(start + n)].elementsEqual(tail) {
+                    let from = start + n
+                    return Array(tokens[from..<min(total, from + count)])
+                }
+                start -= 1
+            }
+        }
+        return []
     }
 
     // MARK: The step
@@ -287,8 +333,8 @@ package final class EngineCore {
         var scoring: [(seq: Sequence, position: Int, row: Int)] = []  // prompt positions whose next token is scored
         for (seq, n) in scheduled {
             if seq.firstScheduledMicros == nil { seq.firstScheduledMicros = start }
-            let first = batch.tokenCount, from = seq.numComputedTokens, end = from + n
-            batch.append(sequence: Array(seq.tokens[from..<end]), from: from, blockTable: seq.blockTable, wantLogits: false)
+            let first = batch.tokenCount, from = seq.numComputedTokens, end = from + n - seq.draft.count
+            batch.append(sequence: Array(seq.tokens[from..<end]) + seq.draft, from: from, blockTable: seq.blockTable, wantLogits: false)
             if seq.scoresPrompt(from: from) {
                 for p in from..<min(end, seq.request.promptTokens.count - 1) {
                     scoring.append((seq, p, batch.logitRows.count))
@@ -296,8 +342,9 @@ package final class EngineCore {
                 }
             }
             if end == seq.tokens.count {
+                // The last token's row, then each draft token's: consecutive rows the sampler reads in turn.
                 sampling.append((seq, batch.logitRows.count))
-                batch.logitRows.append(batch.tokenCount - 1)
+                for j in 0...seq.draft.count { batch.logitRows.append(batch.tokenCount - 1 - seq.draft.count + j) }
             }
         }
         let logits = try runner.forward(batch)
@@ -306,7 +353,7 @@ package final class EngineCore {
         let now = clock.nowMicros()
         let total = Double(batch.tokenCount)
         for (seq, n) in scheduled {
-            seq.numComputedTokens += n
+            seq.numComputedTokens += n - seq.draft.count  // draft positions count once kept (below)
             seq.busyMicros += Double(now - start) * Double(n) / total
             registerFullBlocks(seq)
         }
@@ -323,40 +370,60 @@ package final class EngineCore {
         // Draw every request's token, on the compute threads: each request has its own sampler (and RNG),
         // so a token does not depend on which thread drew it. With 16 requests, drawing one by one from
         // the full vocabulary left the second core idle for a sixth of the step.
-        var picks = [(token: TokenID, logprob: TokenLogprob?)](repeating: (0, nil), count: sampling.count)
+        // With a draft, a request draws from its rows in turn and stops at the first token that differs from
+        // the draft (that token is still kept: it is what the model gives after the kept prefix).
+        var picks = [[(token: TokenID, logprob: TokenLogprob?)]](repeating: [], count: sampling.count)
         logits.withUnsafeBufferPointer { all in
             picks.withUnsafeMutableBufferPointer { out in
                 runner.forEach(sampling.count) { i in
-                    let (seq, row) = sampling[i]
-                    var rowLogits = Array(all[row * v..<(row + 1) * v])
-                    // Log-probabilities are the model's own distribution: taken before ignoreEOS masks.
-                    let wantLogprobs = seq.request.topLogprobs
-                    let original = wantLogprobs != nil ? rowLogits : []
-                    if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
-                    let token = rowLogits.withUnsafeMutableBufferPointer { seq.sampler.sample($0) }
-                    var logprob: TokenLogprob? = nil
-                    if let top = wantLogprobs {
-                        let lp = original.withUnsafeBufferPointer { Sampler.logProbabilities($0, chosen: token, top: top) }
-                        logprob = TokenLogprob(logprob: lp.chosen, top: lp.top)
+                    let (seq, firstRow) = sampling[i]
+                    for j in 0...seq.draft.count {
+                        let row = firstRow + j
+                        var rowLogits = Array(all[row * v..<(row + 1) * v])
+                        // Log-probabilities are the model's own distribution: taken before ignoreEOS masks.
+                        let wantLogprobs = seq.request.topLogprobs
+                        let original = wantLogprobs != nil ? rowLogits : []
+                        if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
+                        let token = rowLogits.withUnsafeMutableBufferPointer { seq.sampler.sample($0) }
+                        var logprob: TokenLogprob? = nil
+                        if let top = wantLogprobs {
+                            let lp = original.withUnsafeBufferPointer { Sampler.logProbabilities($0, chosen: token, top: top) }
+                            logprob = TokenLogprob(logprob: lp.chosen, top: lp.top)
+                        }
+                        seq.sampler.accept(token)
+                        out[i].append((token, logprob))
+                        if j == seq.draft.count || token != seq.draft[j] { break }
                     }
-                    out[i] = (token, logprob)
                 }
             }
         }
         for (i, (seq, _)) in sampling.enumerated() {
-            let (token, logprob) = picks[i]
-            seq.sampler.accept(token)
-            seq.tokens.append(token)
-            seq.generated += 1
-            if seq.firstTokenMicros == nil { seq.firstTokenMicros = now }
-            seq.lastTokenMicros = now
-            seq.request.onToken?(token)
-            seq.continuation?.yield(.token(token, logprob))
-            if !seq.request.ignoreEOS && seq.request.stopTokenIDs.contains(token) {
-                finishRunning(seq, .stop)
-            } else if seq.generated >= seq.request.maxTokens || seq.tokens.count >= runner.contextLength {
-                finishRunning(seq, .length)
+            let drafted = seq.draft.count, accepted = picks[i].count - 1
+            seq.draft = []
+            if drafted > 0 {
+                seq.numComputedTokens += accepted  // the kept draft tokens' keys and values are in place
+                seq.stats.draftTokens += drafted
+                seq.stats.acceptedDraftTokens += accepted
+                snapshotCounters.draftTokens += drafted
+                snapshotCounters.acceptedDraftTokens += accepted
             }
+            var finished = false
+            for (token, logprob) in picks[i] where !finished {
+                seq.tokens.append(token)
+                seq.generated += 1
+                if seq.firstTokenMicros == nil { seq.firstTokenMicros = now }
+                seq.lastTokenMicros = now
+                seq.request.onToken?(token)
+                seq.continuation?.yield(.token(token, logprob))
+                if !seq.request.ignoreEOS && seq.request.stopTokenIDs.contains(token) {
+                    finishRunning(seq, .stop)
+                    finished = true
+                } else if seq.generated >= seq.request.maxTokens || seq.tokens.count >= runner.contextLength {
+                    finishRunning(seq, .length)
+                    finished = true
+                }
+            }
+            if drafted > 0 && !finished { registerFullBlocks(seq) }
         }
         return batch.tokenCount
     }

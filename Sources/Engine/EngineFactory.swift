@@ -26,6 +26,9 @@ package struct EngineOptions: Sendable {
     /// See EngineConfig.idleRelease; the prefix cache's idle limit here is in MiB of KV memory.
     package var idleRelease: Duration? = nil
     package var idlePrefixCacheMiB: Int? = nil
+    /// Prompt-lookup speculative decoding: EngineConfig.draftTokens and draftNgram.
+    package var draftTokens = 0
+    package var draftNgram = 3
 
     package init() {}
 
@@ -46,6 +49,8 @@ package struct EngineOptions: Sendable {
         config.maxQueue = maxQueue
         config.prefixCaching = prefixCaching
         config.idleRelease = idleRelease
+        config.draftTokens = draftTokens
+        config.draftNgram = draftNgram
         config.idlePrefixCacheBlocks = idlePrefixCacheMiB.map {
             $0 << 20 / KVStore.bytes(config: model, blocks: 1, blockSize: blockSize, type: kvType)
         }

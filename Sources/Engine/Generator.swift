@@ -14,6 +14,9 @@ package struct GenerationParams: Sendable {
     /// Prompt tokens per prefill step.
     package var prefillChunk = 512
     package var kvType = KVType.default
+    /// Prompt-lookup speculative decoding (EngineConfig.draftTokens); 0 off.
+    package var draftTokens = 0
+    package var draftNgram = 3
 
     package init() {}
 }
@@ -25,6 +28,9 @@ package struct GenerationResult: Sendable {
     package var prefillSeconds: Double
     package var decodeSeconds: Double
     package var seed: UInt64
+    /// Draft tokens proposed and kept (speculative decoding).
+    package var draftTokens = 0
+    package var acceptedDraftTokens = 0
 
     package var prefillTokensPerSecond: Double { Double(promptTokens.count) / max(prefillSeconds, 1e-9) }
     /// Tokens after the first (which prefill produces) over the decode time.
@@ -49,6 +55,8 @@ package struct Generator {
         options.maxBatchTokens = params.prefillChunk
         options.maxSeqs = 1
         options.prefixCaching = false
+        options.draftTokens = params.draftTokens
+        options.draftNgram = params.draftNgram
         let core = EngineFactory.core(model: model, options: options)
 
         let heard = Heard()
@@ -72,7 +80,8 @@ package struct Generator {
         guard let (reason, stats) = heard.finish else { throw EngineError.internalError("generate ended without finishing") }
         return GenerationResult(
             promptTokens: prompt, generatedTokens: Array(heard.tokens.prefix(delivered)), finishReason: reason,
-            prefillSeconds: Double(stats.prefillMicros) / 1e6, decodeSeconds: Double(stats.decodeMicros) / 1e6, seed: stats.seed)
+            prefillSeconds: Double(stats.prefillMicros) / 1e6, decodeSeconds: Double(stats.decodeMicros) / 1e6, seed: stats.seed,
+            draftTokens: stats.draftTokens, acceptedDraftTokens: stats.acceptedDraftTokens)
     }
 }
 

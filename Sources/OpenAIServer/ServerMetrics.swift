@@ -30,7 +30,7 @@ package final class ServerMetrics: Sendable {
 
     /// Counters read from cumulative totals at scrape time advance by the difference to the last scrape.
     private struct Seen: Sendable {
-        var queried = 0, hits = 0, steps = 0, preemptions = 0, recorded = 0, lost = 0, budgetRejections = 0
+        var queried = 0, hits = 0, steps = 0, preemptions = 0, recorded = 0, lost = 0, budgetRejections = 0, drafted = 0, accepted = 0
         var cpuSeconds = 0.0
         var costNano: [String: Int64] = [:]
     }
@@ -108,6 +108,10 @@ package final class ServerMetrics: Sendable {
             advance("tally_prefix_cache_hits_total", "Prompt tokens found in the prefix cache.", snapshot.prefixCacheHitTokens, &seen.hits)
             advance("tally_engine_steps_total", "Engine steps (forward passes over a batch).", snapshot.steps, &seen.steps)
             advance("tally_num_preemptions_total", "Requests preempted (KV dropped and recomputed later).", snapshot.preemptions, &seen.preemptions)
+            advance("tally_spec_decode_num_draft_tokens_total", "Draft tokens proposed by prompt lookup (speculative decoding).",
+                    snapshot.draftTokens, &seen.drafted)
+            advance("tally_spec_decode_num_accepted_tokens_total", "Draft tokens the model agreed with and kept.",
+                    snapshot.acceptedDraftTokens, &seen.accepted)
             if let process {
                 r.makeGauge(descriptor: named("process_resident_memory_bytes", "Resident memory size in bytes.")).set(to: process.residentBytes)
                 r.makeGauge(descriptor: named("process_virtual_memory_bytes", "Virtual memory size in bytes.")).set(to: process.virtualBytes)

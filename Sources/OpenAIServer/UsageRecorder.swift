@@ -150,7 +150,11 @@ final class UsageRecorder: Sendable {
                 ("prompt_tokens_per_second", perSecond(stats.promptTokens - stats.cachedTokens, stats.prefillMicros)),
                 // Decode covers first to last generated token: generatedTokens - 1 intervals.
                 ("generated_tokens_per_second", perSecond(stats.generatedTokens - 1, stats.decodeMicros)),
-            ])),
+            ] + (stats.draftTokens == 0 ? [] : [
+                // Speculative decoding: draft tokens proposed, kept, and the share kept.
+                ("draft_tokens", .int(stats.draftTokens)), ("accepted_draft_tokens", .int(stats.acceptedDraftTokens)),
+                ("draft_acceptance_rate", .double((Double(stats.acceptedDraftTokens) / Double(stats.draftTokens) * 1000).rounded() / 1000)),
+            ]))),
         ]
         if let cost { members.append(("cost", cost)) }
         return .object(members)

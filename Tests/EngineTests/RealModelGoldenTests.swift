@@ -23,11 +23,14 @@ import Tokenization
         return Loaded(model: model, tokenizer: try Tokenizer(metadata: model.file.metadata))
     }
 
-    func greedy(_ loaded: Loaded, _ prompt: [TokenID], maxTokens: Int, ignoreEOS: Bool, kvType: KVType) throws -> GenerationResult {
+    func greedy(_ loaded: Loaded, _ prompt: [TokenID], maxTokens: Int, ignoreEOS: Bool, kvType: KVType,
+                draftTokens: Int = 0, temperature: Float = 0) throws -> GenerationResult {
         var params = GenerationParams()
+        params.draftTokens = draftTokens
+        params.sampling.seed = 7
         params.kvType = kvType
         params.maxTokens = maxTokens
-        params.sampling.temperature = 0
+        params.sampling.temperature = temperature
         params.stopTokenIDs = loaded.tokenizer.endOfGenerationIDs
         params.ignoreEOS = ignoreEOS
         return try Generator(model: loaded.model).generate(prompt: prompt, params: params)
@@ -61,5 +64,20 @@ import Tokenization
         #expect(result.generatedTokens.count == 32)
         #expect(loaded.tokenizer.decode(result.generatedTokens, renderSpecial: false)
             == "L'Étoile, la Cité, la France, la France, la France, la France, la France, la France, la France, la")
+    }
+
+    /// Speculative decoding (prompt lookup) on a quoting prompt, where drafts are often right: the same
+    /// tokens as without it, greedy and sampled with a seed, with most drafts kept.
+    @Test(arguments: [Float(0), 0.8]) func promptLookupDraftsLeaveTheOutputAsItIs(temperature: Float) throws {
+        guard let loaded = try Self.load() else { return }
+        let text = "The committee met on Tuesday to review the budget for the new library, the park and the two bridges."
+        let template = ChatTemplate(detecting: try loaded.model.file.metadata.string(GGUFKey.chatTemplate))
+        let prompt = loaded.tokenizer.encode(template.render([ChatMessage(role: "user", content: "Repeat this sentence exactly: \(text)")],
+                                                             addGenerationPrompt: true))
+        let plain = try greedy(loaded, prompt, maxTokens: 48, ignoreEOS: false, kvType: .default, temperature: temperature)
+        let drafted = try greedy(loaded, prompt, maxTokens: 48, ignoreEOS: false, kvType: .default, draftTokens: 6, temperature: temperature)
+        #expect(drafted.generatedTokens == plain.generatedTokens)
+        #expect(drafted.draftTokens > 0)
+        if temperature == 0 { #expect(drafted.acceptedDraftTokens * 2 > drafted.draftTokens) }
     }
 }
