@@ -45,6 +45,9 @@ void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
 #define TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
 #define DOT(ax, sw) _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sw)
 #define COLS 4
+#ifndef SMALL_COLS
+#define SMALL_COLS 8
+#endif
 #include "q8_0_simd.inc"
 #undef SIMD
 #undef TARGET

@@ -81,6 +81,11 @@ final class Sequence {
     var admittedOnce = false
     /// This step's prompt-lookup draft: tokens computed after the last one, kept only as far as sampling agrees.
     var draft: [TokenID] = []
+    /// How long the next draft may be, and steps to wait before drafting again: drafts that keep failing
+    /// (ordinary prose, where an earlier match rarely continues) back off, so they cost almost nothing there.
+    var draftLimit = Int.max
+    var draftCooldown = 0
+    var draftFailures = 0
     /// With request.promptLogprobs: entry i scores prompt token i + 1, filled as prefill chunks compute.
     var promptLogprobs: [TokenLogprob?] = []
     var promptLogprobsSent = false
@@ -289,7 +294,11 @@ package final class EngineCore {
             for k in scheduled.indices where budget > 0 {
                 let (seq, n) = scheduled[k]
                 guard n == 1, seq.tokens.count - seq.numComputedTokens == 1, seq.request.promptLogprobs == nil else { continue }
-                let room = min(config.draftTokens, budget, seq.request.maxTokens - seq.generated - 1,
+                if seq.draftCooldown > 0 {
+                    seq.draftCooldown -= 1
+                    continue
+                }
+                let room = min(config.draftTokens, seq.draftLimit, budget, seq.request.maxTokens - seq.generated - 1,
                                runner.contextLength - seq.tokens.count - 1)
                 guard room > 0 else { continue }
                 let draft = Self.lookupDraft(seq.tokens, minNgram: config.draftMinNgram, maxNgram: config.draftNgram, count: room)
@@ -402,6 +411,19 @@ package final class EngineCore {
             seq.draft = []
             if drafted > 0 {
                 seq.numComputedTokens += accepted  // the kept draft tokens' keys and values are in place
+                // All kept: allow twice as many next time. Some kept: about as many as were right. None: one
+                // token next time, after waiting 2, 4, 8... (at most 32) steps while failures continue.
+                if accepted == drafted {
+                    seq.draftLimit = min(config.draftTokens, drafted * 2)
+                    seq.draftFailures = 0
+                } else if accepted > 0 {
+                    seq.draftLimit = accepted + 1
+                    seq.draftFailures = 0
+                } else {
+                    seq.draftLimit = 1
+                    seq.draftFailures += 1
+                    seq.draftCooldown = min(32, 1 << seq.draftFailures)
+                }
                 seq.stats.draftTokens += drafted
                 seq.stats.acceptedDraftTokens += accepted
                 snapshotCounters.draftTokens += drafted

@@ -87,6 +87,30 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
+    /// Every column count (the GEMV, the few-column row-streaming form, the tiles) sums a column's blocks in
+    /// one order, so a column's outputs are bit-identical whatever other columns share the call: a token's
+    /// logits do not depend on the batch (what exact speculative decoding and batch invariance rest on).
+    @Test func aColumnsOutputIsBitIdenticalAloneOrWithOthers() {
+        var rng = TestRNG(state: 5)
+        let rows = 37, k = 576
+        let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
+        for cols in [2, 3, 4, 5, 8, 9, 12] {
+            let x = rng.floats(cols * k)
+            let q = (0..<cols).map { Reference.quantizeActivations(Array(x[$0 * k..<($0 + 1) * k]), k: k) }
+            let scales = q.flatMap(\.scales), quants = q.flatMap(\.quants)
+            forEachISA { level in
+                var together = [Float](repeating: .nan, count: cols * rows)
+                tally_gemm_q8(w, Int32(k), 0, Int32(rows), scales, quants, Int32(cols), &together, Int32(rows))
+                for c in 0..<cols {
+                    var alone = [Float](repeating: .nan, count: rows)
+                    tally_gemm_q8(w, Int32(k), 0, Int32(rows), Array(scales[c * k / 32..<(c + 1) * k / 32]),
+                                  Array(quants[c * k..<(c + 1) * k]), 1, &alone, Int32(rows))
+                    #expect(Array(together[c * rows..<(c + 1) * rows]) == alone, "\(level.name): column \(c) of \(cols)")
+                }
+            }
+        }
+    }
+
     /// The packed layout: the product equals the reference (rows in 16-row groups, split at a group
     /// boundary), is bit-identical at every ISA level, for any column count (a column alone or among
     /// others) and to the unpacked VNNI kernel (the same arithmetic as ggml's Q8_0 dot), and a packed row
