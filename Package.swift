@@ -109,7 +109,7 @@ let package = Package(
             "BenchKit", "Metering", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "Engine", "Kernels", "GGUF", "TestSupport"],
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "Engine", "Kernels", "GGUF", "Tokenization", "TestSupport"],
                     resources: [.copy("Fixtures")]),
     ]
 )

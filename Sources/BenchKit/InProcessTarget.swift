@@ -38,7 +38,7 @@ package final class InProcessTarget: BenchTarget {
         do {
             for try await event in stream {
                 switch event {
-                case .promptLogprobs:
+                case .promptLogprobs, .embedding:
                     break
                 case .token:
                     timer.chunk()
@@ -96,6 +96,7 @@ package struct LoadedModel: Sendable {
         options.maxSeqs = maxSeqs
         // Closed-loop clients never queue more than their count; open-loop arrivals may, up to the run's size.
         options.maxQueue = RunGuard.maxRequests
+        try kvType.check(for: llama.config)
         engine = EngineFactory.engine(model: llama, options: options)
         name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
     }

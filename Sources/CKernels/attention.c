@@ -1,4 +1,4 @@
-// Attention over the paged KV store (f32 or f16), in tiles (see tally_attention_tile in CKernels.h).
+// Attention over the paged KV store (f32, f16 or Q8_0), in tiles (see tally_attention_tile in CKernels.h).
 // For each token t and query head h: s_j = scale * q . k_j over positions j < context_length(t), read
 // through the token's block table (position j lives in block table[j / block_size], slot
 // j % block_size); p = softmax(s); out = sum_j p_j v_j. Query head h reads KV head h / (heads / kv heads).
@@ -15,9 +15,19 @@
 
 static inline int round8(int n) { return (n + 7) & ~7; }
 
-/// Element `index` of a cache of f32 or f16 values.
-static inline float kv_at(const void *cache, int f16, size_t index) {
-    return f16 ? tally_f16_to_f32(((const uint16_t *)cache)[index]) : ((const float *)cache)[index];
+/// Element `index` of a cache of f32, f16 or Q8_0 values (Q8_0: rows are whole 32-value blocks, so
+/// element i is in block i / 32, wherever rows start).
+static inline float kv_at(const void *cache, int type, size_t index) {
+    switch (type) {
+    case TALLY_KV_F16: return tally_f16_to_f32(((const uint16_t *)cache)[index]);
+    case TALLY_KV_Q8_0: {
+        const uint8_t *block = (const uint8_t *)cache + index / 32 * 34;
+        uint16_t d;
+        memcpy(&d, block, 2);
+        return tally_f16_to_f32(d) * (float)((const int8_t *)(block + 2))[index % 32];
+    }
+    default: return ((const float *)cache)[index];
+    }
 }
 
 size_t tally_attention_scratch_floats(int tile_tokens, int tile_heads, int head_dim, int block_size, int max_context) {
@@ -39,7 +49,7 @@ void tally_attention_scalar(const tally_attention_args *a, const tally_attention
                 for (int j = 0; j < n; j++) {
                     const size_t k = ((size_t)table[j / bs] * bs + j % bs) * width + (size_t)kvh * hd;
                     float dot = 0.0f;
-                    for (int d = 0; d < hd; d++) dot += q[d] * kv_at(a->k_cache, a->kv_f16, k + d);
+                    for (int d = 0; d < hd; d++) dot += q[d] * kv_at(a->k_cache, a->kv_type, k + d);
                     scratch[j] = dot * a->scale;
                     if (scratch[j] > max) max = scratch[j];
                 }
@@ -49,7 +59,7 @@ void tally_attention_scalar(const tally_attention_args *a, const tally_attention
                 for (int d = 0; d < hd; d++) out[d] = 0.0f;
                 for (int j = 0; j < n; j++) {
                     const size_t v = ((size_t)table[j / bs] * bs + j % bs) * width + (size_t)kvh * hd;
-                    for (int d = 0; d < hd; d++) out[d] += scratch[j] / sum * kv_at(a->v_cache, a->kv_f16, v + d);
+                    for (int d = 0; d < hd; d++) out[d] += scratch[j] / sum * kv_at(a->v_cache, a->kv_type, v + d);
                 }
             }
     }
@@ -102,6 +112,16 @@ void tally_f32_to_f16_row(const float *x, uint16_t *y, int n) {
     if (tally_isa_current() >= TALLY_ISA_AVX2) { f16_row_f16c(x, y, n); return; }
 #endif
     for (int i = 0; i < n; i++) y[i] = tally_f32_to_f16(x[i]);
+}
+
+void tally_f32_to_q8_0_row(const float *x, void *y, int n) {
+    uint8_t *out = (uint8_t *)y;
+    for (int b = 0; b < n / 32; b++) {
+        float d;
+        tally_quantize_rows_q8(x + 32 * b, 1, 32, &d, (int8_t *)(out + 34 * b + 2));
+        const uint16_t bits = tally_f32_to_f16(d);  // d is already an f16 value: exact
+        memcpy(out + 34 * b, &bits, 2);
+    }
 }
 
 void tally_f16_round_row(float *x, int n) {

@@ -38,7 +38,7 @@ struct BenchRun: AsyncParsableCommand {
     @OptionGroup var pricingOptions: PricingOptions
     @Option(help: "In-process: compute threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "In-process: KV cache memory in MiB.") var kvMemory = 512
-    @Option(help: "In-process: KV cache values, f16 (the default) or f32.") var kvType: KVType = .default
+    @Option(help: "In-process: KV cache values, f16 (the default), f32 or q8_0.") var kvType: KVType = .default
     @Option(help: "In-process: most requests running at once.") var maxSeqs = 16
 
     func validate() throws {

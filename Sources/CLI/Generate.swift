@@ -22,7 +22,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed of the sampler's random numbers.") var seed: UInt64?
     @Option(help: "Compute threads (default: the number of cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
-    @Option(help: "KV cache values: f16 (llama.cpp's type) or f32.") var kvType: KVType = .default
+    @Option(help: "KV cache values: f16 (llama.cpp's default), f32 or q8_0.") var kvType: KVType = .default
     @Flag(help: "Print one JSON object instead of streaming text.") var json = false
     @Option(help: "Speculative decoding by prompt lookup: up to this many draft tokens per step (0: off); the output is the same.")
     var draftTokens = 0

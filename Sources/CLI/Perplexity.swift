@@ -22,7 +22,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "GGUF model (default: the model from `tally pull`).") var model: String?
     @Option(help: "The text file.") var file: String
     @Option(help: "Tokens per window.") var context = 512
-    @Option(help: "KV cache values: f16 (llama.cpp's type) or f32.") var kvType: KVType = .default
+    @Option(help: "KV cache values: f16 (llama.cpp's default), f32 or q8_0.") var kvType: KVType = .default
     @Option(help: "Compute threads (default: the number of cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Write the tokens and every scored row's logits (float32) to this file, or - for stdout (format in bench/accuracy/README.md).")
     var logits: String?

@@ -57,6 +57,7 @@ package struct Generator {
         options.prefixCaching = false
         options.draftTokens = params.draftTokens
         options.draftNgram = params.draftNgram
+        try params.kvType.check(for: model.config)
         let core = EngineFactory.core(model: model, options: options)
 
         let heard = Heard()

@@ -43,6 +43,7 @@ package enum Perplexity {
                             onWindow: (Int, ArraySlice<TokenID>, [Float]) throws -> Void = { _, _, _ in }) throws -> PerplexityResult {
         let windows = PerplexityWindows(context: context, tokenCount: tokens.count)
         let blockSize = EngineConfig.standardBlockSize
+        try kvType.check(for: model.config)
         let kv = KVStore(config: model.config, blockCount: (context + blockSize - 1) / blockSize, blockSize: blockSize, type: kvType)
         let table = (0..<kv.blockCount).map { BlockID($0) }
         let v = model.config.vocabSize

@@ -18,20 +18,24 @@ extension AttentionTile {
     }
 }
 
+/// How a KV cache holds its values, as the attention kernel reads them (TALLY_KV_* in CKernels.h).
+package enum CacheValues: Int32, Sendable {
+    case f32 = 0, f16 = 1, q8_0 = 2
+}
+
 /// The shape attention reads: heads, head width, the KV store's block size and value type.
 package struct AttentionShape: Sendable {
     package var headCount: Int
     package var kvHeadCount: Int
     package var headDim: Int
     package var blockSize: Int
-    /// The KV store holds IEEE half values (else f32).
-    package var halfValues: Bool
+    package var values: CacheValues
     /// Scores are scaled by 1 / sqrt(headDim).
     package var scale: Float { 1 / Float(headDim).squareRoot() }
 
-    package init(headCount: Int, kvHeadCount: Int, headDim: Int, blockSize: Int, halfValues: Bool) {
+    package init(headCount: Int, kvHeadCount: Int, headDim: Int, blockSize: Int, values: CacheValues) {
         (self.headCount, self.kvHeadCount, self.headDim) = (headCount, kvHeadCount, headDim)
-        (self.blockSize, self.halfValues) = (blockSize, halfValues)
+        (self.blockSize, self.values) = (blockSize, values)
     }
 }
 
@@ -107,7 +111,7 @@ package func attention(queries q: UnsafePointer<Float>, keys: UnsafeRawPointer, 
     var args = tally_attention_args(
         q: q, k_cache: keys, v_cache: values, block_tables: tables.tablePointers, context_lengths: tables.lengths,
         tokens: Int32(tables.tokenCount), head_count: Int32(shape.headCount), kv_head_count: Int32(shape.kvHeadCount),
-        head_dim: Int32(shape.headDim), block_size: Int32(shape.blockSize), kv_f16: shape.halfValues ? 1 : 0,
+        head_dim: Int32(shape.headDim), block_size: Int32(shape.blockSize), kv_type: shape.values.rawValue,
         scale: shape.scale, out: out)
     withUnsafePointer(to: &args) { args in
         tiles.withUnsafeBufferPointer { tiles in

@@ -136,6 +136,11 @@ package func convertToHalf(_ x: UnsafePointer<Float>, into y: UnsafeMutablePoint
     tally_f32_to_f16_row(x, y, Int32(count))
 }
 
+/// `count` values (a multiple of 32) to Q8_0 blocks at y, quantized as activations are.
+package func convertToQ8_0(_ x: UnsafePointer<Float>, into y: UnsafeMutableRawPointer, count: Int) {
+    tally_f32_to_q8_0_row(x, y, Int32(count))
+}
+
 /// x[i] = float(half(x[i])) in place: the nearest half value, as a float.
 package func roundToHalf(_ x: UnsafeMutablePointer<Float>, count: Int) {
     tally_f16_round_row(x, Int32(count))

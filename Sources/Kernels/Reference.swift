@@ -17,6 +17,23 @@ package enum Reference {
         return (scales, quants)
     }
 
+    /// Values as Q8_0 blocks (f16 scale little-endian, 32 int8), quantized as `quantizeActivations` does:
+    /// what a Q8_0 KV cache stores.
+    package static func q8_0Blocks(_ x: [Float]) -> [UInt8] {
+        let (scales, quants) = quantizeActivations(x, k: x.count)
+        return scales.indices.flatMap { b in
+            withUnsafeBytes(of: Float16(scales[b]).bitPattern.littleEndian, Array.init) + quants[32 * b..<32 * b + 32].map { UInt8(bitPattern: $0) }
+        }
+    }
+
+    /// The values Q8_0 blocks hold: scale * q.
+    package static func dequantizeQ8_0(_ bytes: [UInt8]) -> [Float] {
+        stride(from: 0, to: bytes.count, by: 34).flatMap { o in
+            let d = Float(Float16(bitPattern: UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8))
+            return (0..<32).map { d * Float(Int8(bitPattern: bytes[o + 2 + $0])) }
+        }
+    }
+
     /// y[c][r] = sum over blocks of f16 scale(W row r, block b) * xd[c][b] * sum_j qw * qx, in Double.
     package static func gemmQ8(weights: [UInt8], rows: Int, k: Int, scales: [Float], quants: [Int8], cols: Int) -> [Float] {
         var y = [Float](repeating: 0, count: rows * cols)

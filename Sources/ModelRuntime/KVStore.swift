@@ -14,10 +14,38 @@ package typealias BlockID = Int32
 /// llama.cpp's one-token attention does; with that, greedy outputs equal llama.cpp's on the reference
 /// prompts in either type. On this small model f16's rounding moves logits by up to a few tenths, so greedy
 /// text can part from f32's where the top two tokens are that close.
+/// q8_0 stores each KV head's row as Q8_0 blocks (llama.cpp's `--cache-type-k/v q8_0`): 34 bytes per 32
+/// values, so 1.88x the positions of f16 in the same memory. Attention dequantizes a block's rows once per
+/// tile and reads them as f32; queries stay f32 (llama.cpp rounds them to Q8_0 to use its int8 dot product;
+/// keeping them costs nothing here and loses no precision).
 package enum KVType: String, Sendable, CaseIterable {
-    case f32, f16
+    case f32, f16, q8_0
     package static let `default` = KVType.f16
-    package var bytesPerValue: Int { self == .f32 ? 4 : 2 }
+
+    /// Bytes of one position's keys (or values) of one layer, `width` values.
+    package func rowBytes(width: Int) -> Int {
+        switch self {
+        case .f32: return 4 * width
+        case .f16: return 2 * width
+        case .q8_0: return width / 32 * 34
+        }
+    }
+
+    var cacheValues: CacheValues {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .q8_0: return .q8_0
+        }
+    }
+
+    /// Refuses a type the model's shape cannot hold: Q8_0 blocks of 32 must not straddle KV heads.
+    package func check(for config: ModelConfig) throws {
+        if self == .q8_0, config.headDim % 32 != 0 {
+            throw RuntimeError.badHyperParameter(key: "kv-type q8_0", value: "head width \(config.headDim)",
+                                                 reason: "a Q8_0 KV cache needs a head width that is a multiple of 32; use f16")
+        }
+    }
 }
 
 package final class KVStore: @unchecked Sendable {
@@ -31,13 +59,19 @@ package final class KVStore: @unchecked Sendable {
     /// Per layer: values, same shape.
     let values: [UnsafeMutableRawPointer]
 
+    /// Bytes of one position in one layer's keys (or values).
+    let rowBytes: Int
+
+    /// `type` must pass `type.check(for: config)`.
     package init(config: ModelConfig, blockCount: Int, blockSize: Int, type: KVType = .default) {
+        precondition((try? type.check(for: config)) != nil, "KV type \(type) does not fit this model's heads")
         layerCount = config.layerCount
         self.blockCount = blockCount
         self.blockSize = blockSize
         self.type = type
         kvWidth = config.kvWidth
-        let bytes = blockCount * blockSize * kvWidth * type.bytesPerValue
+        rowBytes = type.rowBytes(width: kvWidth)
+        let bytes = blockCount * blockSize * rowBytes
         // Pages are touched only when written: an unused block costs no resident memory. Page-aligned, so
         // `releasePages` can hand whole pages back.
         keys = (0..<layerCount).map { _ in .allocate(byteCount: bytes, alignment: KVStore.pageSize) }
@@ -51,7 +85,7 @@ package final class KVStore: @unchecked Sendable {
     /// A page shared with a block not listed stays. Returns the bytes handed back.
     @discardableResult
     package func releasePages(of blocks: [BlockID]) -> Int {
-        let blockBytes = blockSize * kvWidth * type.bytesPerValue
+        let blockBytes = blockSize * rowBytes
         // Runs of consecutive blocks, as byte ranges within each layer's array.
         var runs: [(start: Int, end: Int)] = []
         for b in Set(blocks).sorted() {
@@ -77,7 +111,7 @@ package final class KVStore: @unchecked Sendable {
 
     /// Bytes for `blocks` blocks of a model (keys and values).
     package static func bytes(config: ModelConfig, blocks: Int, blockSize: Int, type: KVType = .default) -> Int {
-        blocks * blockSize * config.kvWidth * config.layerCount * 2 * type.bytesPerValue
+        blocks * blockSize * type.rowBytes(width: config.kvWidth) * config.layerCount * 2
     }
 
     /// Where position `position` of a sequence with `table` is stored: row index in a layer's arrays.
@@ -89,26 +123,29 @@ package final class KVStore: @unchecked Sendable {
     /// Copies the first `slots` positions of block `source` into block `destination`, in every layer.
     package func copy(from source: BlockID, to destination: BlockID, slots: Int) {
         guard source != destination, slots > 0 else { return }
-        let rowBytes = kvWidth * type.bytesPerValue, blockBytes = blockSize * rowBytes
+        let blockBytes = blockSize * rowBytes
         for cache in keys + values {
             (cache + Int(destination) * blockBytes).copyMemory(from: cache + Int(source) * blockBytes, byteCount: slots * rowBytes)
         }
     }
 
     /// With an f16 cache, rounds `count` query values to f16 in place: each q·k product is then one of two
-    /// f16 values, exact in f32, as in llama.cpp's attention over an f16 cache. An f32 cache leaves q alone.
+    /// f16 values, exact in f32, as in llama.cpp's attention over an f16 cache. f32 and Q8_0 leave q alone.
     @inline(__always)
     func roundQueries(_ q: UnsafeMutablePointer<Float>, count: Int) {
         if type == .f16 { roundToHalf(q, count: count) }
     }
 
-    /// Stores `count` values from `source` at value `offset` of `row` in one layer's keys or values.
+    /// Stores `count` values from `source` at value `offset` of `row` in one layer's keys or values. For
+    /// Q8_0, offset and count are multiples of 32 (the K and V products split between threads in whole
+    /// blocks: their row groups in Weights).
     @inline(__always)
     func store(_ source: UnsafePointer<Float>, into cache: UnsafeMutableRawPointer, row: Int, offset: Int, count: Int) {
         let index = row * kvWidth + offset
         switch type {
         case .f32: (cache.assumingMemoryBound(to: Float.self) + index).update(from: source, count: count)
         case .f16: convertToHalf(source, into: cache.assumingMemoryBound(to: UInt16.self) + index, count: count)
+        case .q8_0: convertToQ8_0(source, into: cache + row * rowBytes + offset / 32 * 34, count: count)
         }
     }
 }

@@ -123,7 +123,7 @@ package final class LlamaModel: @unchecked Sendable {
             kvRows = (0..<batch.tokenCount).map { t in kv.row(table: tables.table(ofToken: t), position: batch.positions[t]) }
             plan = AttentionPlan(batch: batch, config: c, threads: threads)
             attentionShape = AttentionShape(headCount: c.headCount, kvHeadCount: c.kvHeadCount, headDim: c.headDim,
-                                            blockSize: kv.blockSize, halfValues: kv.type == .f16)
+                                            blockSize: kv.blockSize, values: kv.type.cacheValues)
         }
     }
 

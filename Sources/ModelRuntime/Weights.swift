@@ -155,12 +155,14 @@ package struct ModelWeights: Sendable {
         // RoPE on halves and a norm per head both work on whole heads of q and k.
         let wholeHeads = c.ropeStyle == .halves || file.tensor(named: TensorName.attentionQueryNorm(0)) != nil
         let headRows = wholeHeads ? c.headDim : 1
+        // k and v rows are split between threads in whole 32-value blocks, which a Q8_0 KV cache stores.
+        func lcm(_ a: Int, _ b: Int) -> Int { var (x, y) = (a, b); while y != 0 { (x, y) = (y, x % y) }; return a / x * b }
         var layers = try (0..<c.layerCount).map { i in
             LayerWeights(
                 attentionNorm: try vector(TensorName.attentionNorm(i), count: e),
                 query: try matrix(TensorName.attentionQuery(i), rows: c.queryWidth, columns: e, rowGroup: headRows),
-                key: try matrix(TensorName.attentionKey(i), rows: c.kvWidth, columns: e, rowGroup: headRows),
-                value: try matrix(TensorName.attentionValue(i), rows: c.kvWidth, columns: e),
+                key: try matrix(TensorName.attentionKey(i), rows: c.kvWidth, columns: e, rowGroup: lcm(headRows, 32)),
+                value: try matrix(TensorName.attentionValue(i), rows: c.kvWidth, columns: e, rowGroup: 32),
                 output: try matrix(TensorName.attentionOutput(i), rows: e, columns: c.queryWidth),
                 feedForwardNorm: try vector(TensorName.feedForwardNorm(i), count: e),
                 gate: try matrix(TensorName.feedForwardGate(i), rows: c.feedForwardLength, columns: e),

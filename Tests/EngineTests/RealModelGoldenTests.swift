@@ -1,6 +1,7 @@
 // Greedy outputs of the real SmolLM2-135M-Instruct Q8_0 against llama.cpp's (shared/reference/smollm2-135m.md).
 // Skipped, with a message, when the model has not been pulled; CI pulls it first. Both KV types must
-// match: f16 is the default (llama.cpp's type), f32 the exact one.
+// match: f16 is the default (llama.cpp's type), f32 the exact one. (Q8_0 continues differently from the 4th
+// token on; QuantizedKVTests holds it to the f32 cache instead.)
 
 import Engine
 import GGUF
@@ -36,7 +37,7 @@ import Tokenization
         return try Generator(model: loaded.model).generate(prompt: prompt, params: params)
     }
 
-    @Test(arguments: KVType.allCases) func capitalOfFranceStopsAtEOSAfter30Tokens(kvType: KVType) throws {
+    @Test(arguments: [KVType.f32, .f16]) func capitalOfFranceStopsAtEOSAfter30Tokens(kvType: KVType) throws {
         guard let loaded = try Self.load() else { return }
         let prompt = loaded.tokenizer.encode("The capital of France is")
         #expect(prompt == [504, 3575, 282, 4649, 314])
@@ -46,14 +47,14 @@ import Tokenization
         #expect(loaded.tokenizer.decode(Array(result.generatedTokens.dropLast()), renderSpecial: false) == " Paris.\n\nThe answer is: 2018-01-22 12:12:53.")
     }
 
-    @Test(arguments: KVType.allCases) func capitalOfFranceWithEOSIgnoredGives32Tokens(kvType: KVType) throws {
+    @Test(arguments: [KVType.f32, .f16]) func capitalOfFranceWithEOSIgnoredGives32Tokens(kvType: KVType) throws {
         guard let loaded = try Self.load() else { return }
         let result = try greedy(loaded, [504, 3575, 282, 4649, 314], maxTokens: 32, ignoreEOS: true, kvType: kvType)
         #expect(result.generatedTokens == Array(Self.capitalIDs.dropLast()) + [198, 198, 504])
         #expect(result.finishReason == .length)
     }
 
-    @Test(arguments: KVType.allCases) func chatReferenceThroughTheChatTemplate(kvType: KVType) throws {
+    @Test(arguments: [KVType.f32, .f16]) func chatReferenceThroughTheChatTemplate(kvType: KVType) throws {
         guard let loaded = try Self.load() else { return }
         let template = ChatTemplate(detecting: try loaded.model.file.metadata.string(GGUFKey.chatTemplate))
         let text = template.render([ChatMessage(role: "user", content: "What is the capital of France?")], addGenerationPrompt: true)

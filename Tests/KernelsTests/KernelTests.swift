@@ -232,19 +232,23 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
     /// Block size 16 exercises the 8-positions-at-a-time scoring, 4 the one-position path. Three cuts of
     /// the same work into tiles (every token and head alone; each run of a sequence's tokens with whole
     /// KV-head groups; uneven runs and single heads) give the same bits at each level, AVX2 and AVX-512
-    /// give the same bits, and every level is within 1e-5 of the reference, for f32 and f16 caches.
-    @Test(arguments: [4, 16], [false, true])
-    func tiledAttentionMatchesTheReference(blockSize: Int, f16: Bool) {
+    /// give the same bits, and every level is within 1e-5 of the reference, for f32, f16 and Q8_0 caches
+    /// (the reference reading the values the cache holds).
+    @Test(arguments: [4, 16], [CacheValues.f32, .f16, .q8_0])
+    func tiledAttentionMatchesTheReference(blockSize: Int, values: CacheValues) {
         var rng = TestRNG(state: 4)
-        let heads = 6, kvHeads = 2, headDim = 16, blocks = 12, group = heads / kvHeads
+        let heads = 6, kvHeads = 2, headDim = values == .q8_0 ? 32 : 16, blocks = 12, group = heads / kvHeads
         let width = kvHeads * headDim
-        // The values as attention should see them (f16-representable when the cache is f16), and the cache bytes.
-        let kValues = rng.floats(blocks * blockSize * width).map { f16 ? Float(Float16($0)) : $0 }
-        let vValues = rng.floats(blocks * blockSize * width).map { f16 ? Float(Float16($0)) : $0 }
-        func bytes(_ values: [Float]) -> [UInt8] {
-            f16 ? values.flatMap { withUnsafeBytes(of: Float16($0).bitPattern, Array.init) } : values.flatMap { withUnsafeBytes(of: $0, Array.init) }
+        // The cache bytes, and the values as attention should see them (what the cache holds).
+        func cache(_ x: [Float]) -> (bytes: [UInt8], values: [Float]) {
+            switch values {
+            case .f32: return (x.flatMap { withUnsafeBytes(of: $0, Array.init) }, x)
+            case .f16: return (x.flatMap { withUnsafeBytes(of: Float16($0).bitPattern, Array.init) }, x.map { Float(Float16($0)) })
+            case .q8_0: let q = Reference.q8_0Blocks(x); return (q, Reference.dequantizeQ8_0(q))
+            }
         }
-        let kCache = bytes(kValues), vCache = bytes(vValues)
+        let (kCache, kValues) = cache(rng.floats(blocks * blockSize * width))
+        let (vCache, vValues) = cache(rng.floats(blocks * blockSize * width))
         // Tokens 0-4: consecutive positions of sequence 0; token 5: sequence 1; token 6: sequence 0 again.
         let tables: [[Int32]] = [[7, 2, 9, 0], [3, 11, 5]]
         let tokenSequence = [0, 0, 0, 0, 0, 1, 0]
@@ -279,7 +283,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                                         q: qp.baseAddress, k_cache: kp.baseAddress, v_cache: vp.baseAddress, block_tables: tp.baseAddress,
                                         context_lengths: lp.baseAddress, tokens: Int32(tokens), head_count: Int32(heads),
                                         kv_head_count: Int32(kvHeads), head_dim: Int32(headDim), block_size: Int32(blockSize),
-                                        kv_f16: f16 ? 1 : 0, scale: 0.25, out: op.baseAddress)
+                                        kv_type: values.rawValue, scale: 0.25, out: op.baseAddress)
                                     // Two calls, as two threads would make them.
                                     let half = Int32(tiles.count / 2)
                                     tally_attention(&args, tiles, 0, half, &scratch)
@@ -312,13 +316,30 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                         query: Array(q[(t * heads + h) * headDim..<(t * heads + h + 1) * headDim]),
                         keys: (0..<n).map { row(kValues, $0) }, values: (0..<n).map { row(vValues, $0) }, scale: 0.25)
                     let got = Array(out[(t * heads + h) * headDim..<(t * heads + h + 1) * headDim])
-                    #expect(zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(level.name) f16=\(f16) token \(t) head \(h)")
+                    #expect(zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(level.name) \(values) token \(t) head \(h)")
                 }
             }
             outputs[level] = out
         }
         if let wide = outputs[.avx512VNNI], let narrow = outputs[.avx2] {
             #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern))
+        }
+    }
+
+    /// A Q8_0 KV cache's rows: the same blocks as the reference quantization at every level, including an
+    /// all-zero block, ties and values that reach the scale exactly.
+    @Test func q8_0RowConversionMatchesTheReference() {
+        var rng = TestRNG(state: 11)
+        var x = rng.floats(32 * 40).map { $0 * 3 }
+        x += [Float](repeating: 0, count: 32)
+        x += (0..<32).map { Float($0 - 16) * 0.5 }  // amax 8: x * 127/8 has ties
+        x += (0..<32).map { $0 == 7 ? -1e-3 : Float($0) * 1e-6 }
+        let want = Reference.q8_0Blocks(x)
+        #expect(want.count == x.count / 32 * 34)
+        forEachISA { level in
+            var y = [UInt8](repeating: 0xAA, count: want.count)
+            tally_f32_to_q8_0_row(x, &y, Int32(x.count))
+            #expect(y == want, "\(level.name)")
         }
     }
 

@@ -88,7 +88,7 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         (0..<37).map { Int32(($0 * 37 + 11) % 260) },
     ]
 
-    @Test(arguments: ["f32", "q8_0"], KVType.allCases)
+    @Test(arguments: ["f32", "q8_0"], [KVType.f32, .f16])  // Q8_0 KV: QuantizedKVTests (16-wide heads here)
     func sameLogitsAloneOrBatchedWithOthers(kind: String, kvType: KVType) throws {
         let model = try loadTiny(kind)
         let alone = try Self.sequences.map { try logitsOfAllPositions(model, $0, kvType: kvType) }
@@ -117,7 +117,7 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         }
     }
 
-    @Test(arguments: ["f32", "q8_0"], KVType.allCases)
+    @Test(arguments: ["f32", "q8_0"], [KVType.f32, .f16])  // Q8_0 KV: QuantizedKVTests (16-wide heads here)
     func chunkedPrefillEqualsPrefillAtOnce(kind: String, kvType: KVType) throws {
         let model = try loadTiny(kind)
         let seq = Self.sequences[2]
@@ -125,7 +125,7 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
         for chunk in [1, 5, 16] { #expect(try logitsOfAllPositions(model, seq, chunk: chunk, kvType: kvType) == once, "chunk \(chunk)") }
     }
 
-    @Test(arguments: ["f32", "q8_0"], KVType.allCases)
+    @Test(arguments: ["f32", "q8_0"], [KVType.f32, .f16])  // Q8_0 KV: QuantizedKVTests (16-wide heads here)
     func oneOrTwoThreadsGiveTheSameLogits(kind: String, kvType: KVType) throws {
         let one = try logitsOfAllPositions(loadTiny(kind, threads: 1), Self.sequences[0], kvType: kvType)
         let two = try logitsOfAllPositions(loadTiny(kind, threads: 2), Self.sequences[0], kvType: kvType)

@@ -10,7 +10,7 @@ import Testing
     func releasingBlocksZeroesOnlyWholePagesInsideThem(type: KVType) throws {
         let model = try loadTiny("q8_0")
         let kv = KVStore(config: model.config, blockCount: 256, blockSize: 16, type: type)
-        let blockBytes = kv.blockSize * kv.kvWidth * type.bytesPerValue
+        let blockBytes = kv.blockSize * type.rowBytes(width: kv.kvWidth)
         let arrayBytes = kv.blockCount * blockBytes
         for base in kv.keys + kv.values { base.initializeMemory(as: UInt8.self, repeating: 0xAB, count: arrayBytes) }
 

@@ -14,7 +14,7 @@ Debian 12), in the order of CORPUS, joined by blank lines: about 37,500 SmolLM2 
 
     python3 bench/accuracy/accuracy.py --tally .build/release/tally \\
         [--llama-cpp /path/to/llama_cpp_python-0.3.36 --llama-cpp-lib /path/to/dir/with/libllama.so] \\
-        [--model models/SmolLM2-135M-Instruct-Q8_0.gguf] [--context 512] [--kv f32,f16] [--windows N]
+        [--model models/SmolLM2-135M-Instruct-Q8_0.gguf] [--context 512] [--kv f32,f16,q8_0] [--windows N]
 
 Needs torch (CPU), transformers, accelerate, gguf and numpy (pip). llama.cpp is optional: its Python
 bindings from the llama-cpp-python sdist run against a libllama.so built from the same sdist (see
@@ -28,7 +28,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LICENSES = "/usr/share/common-licenses"
 CORPUS = ["Apache-2.0", "Artistic", "BSD", "CC0-1.0", "GFDL-1.3", "GPL-2", "GPL-3", "LGPL-2.1", "MPL-1.1", "MPL-2.0"]
-GGML_TYPE = {"f32": 0, "f16": 1}
+GGML_TYPE = {"f32": 0, "f16": 1, "q8_0": 8}
 
 
 def corpus_file():
@@ -81,7 +81,8 @@ class LlamaCpp:
         from llama_cpp import Llama
         self.name, self.kv = "llama.cpp", kv
         self.llm = Llama(model, n_ctx=context, n_batch=context, n_ubatch=context, logits_all=True, n_threads=threads,
-                         n_threads_batch=threads, type_k=GGML_TYPE[kv], type_v=GGML_TYPE[kv], verbose=False)
+                         n_threads_batch=threads, type_k=GGML_TYPE[kv], type_v=GGML_TYPE[kv], verbose=False,
+                         **({"flash_attn": True} if kv == "q8_0" else {}))  # llama.cpp quantizes V only with flash attention
 
     def window(self, w, tokens):
         self.llm.reset()

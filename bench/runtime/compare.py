@@ -11,6 +11,7 @@ prompt, then 128 tokens); "tg@512" is tally's decode after the 512-token prompt 
 
     python3 bench/runtime/compare.py --llama-bench /path/to/llama-bench [--rounds 3] [--threads 1,2]
     python3 bench/runtime/compare.py --baseline-tally /path/to/older/tally   # a change against the build before it
+    python3 bench/runtime/compare.py --kv-type q8_0 --baseline-kv-type f16 --prompt 2048   # one KV type against another
 
 llama.cpp is not part of tally: build llama-bench from the llama-cpp-python sdist as
 shared/reference/smollm2-135m.md describes. Without --llama-bench only tally is measured.
@@ -54,12 +55,16 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--gen", type=int, default=128)
-    ap.add_argument("--kv-type", default="f16", choices=["f16", "f32"], help="tally's KV cache values (llama-bench's are f16)")
+    ap.add_argument("--kv-type", default="f16", choices=["f16", "f32", "q8_0"], help="tally's KV cache values (llama-bench's are f16)")
+    ap.add_argument("--baseline-kv-type", choices=["f16", "f32", "q8_0"], help="the baseline's KV type (default --kv-type); "
+                    "with it and no --baseline-tally, the baseline is --tally itself")
     a = ap.parse_args()
 
     results = {}
     for threads in [int(t) for t in a.threads.split(",")]:
-        t_pp, t_tg, t_tg_long, t_rss, l_pp, l_tg, b_pp, b_tg = [], [], [], [], [], [], [], []
+        t_pp, t_tg, t_tg_long, t_rss, l_pp, l_tg, b_pp, b_tg, b_tg_long = [], [], [], [], [], [], [], [], []
+        baseline = a.baseline_tally or (a.tally if a.baseline_kv_type else None)
+        baseline_kv = a.baseline_kv_type or a.kv_type
         for _ in range(a.rounds):
             pp, tg_long, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen, a.kv_type)
             _, tg, _ = tally_run(a.tally, a.model, threads, 1, a.gen, a.kv_type)
@@ -67,21 +72,23 @@ def main():
             if a.llama_bench:
                 pp, tg = llama_run(a.llama_bench, a.model, threads, a.prompt, a.gen)
                 l_pp.append(pp); l_tg.append(tg)
-            if a.baseline_tally:
-                pp, _, _ = tally_run(a.baseline_tally, a.model, threads, a.prompt, a.gen, a.kv_type)
-                _, tg, _ = tally_run(a.baseline_tally, a.model, threads, 1, a.gen, a.kv_type)
-                b_pp.append(pp); b_tg.append(tg)
+            if baseline:
+                pp, tg_long, _ = tally_run(baseline, a.model, threads, a.prompt, a.gen, baseline_kv)
+                _, tg, _ = tally_run(baseline, a.model, threads, 1, a.gen, baseline_kv)
+                b_pp.append(pp); b_tg.append(tg); b_tg_long.append(tg_long)
         r = {"tally_pp": statistics.median(t_pp), "tally_tg": statistics.median(t_tg),
              "tally_tg_after_prompt": statistics.median(t_tg_long), "tally_peak_rss_mb": max(t_rss) / 1024}
         if l_pp:
             r.update({"llama_pp": statistics.median(l_pp), "llama_tg": statistics.median(l_tg)})
         if b_pp:
-            r.update({"baseline_pp": statistics.median(b_pp), "baseline_tg": statistics.median(b_tg)})
+            r.update({"baseline_pp": statistics.median(b_pp), "baseline_tg": statistics.median(b_tg),
+                      "baseline_tg_after_prompt": statistics.median(b_tg_long)})
         results[threads] = r
 
     model_mb = os.path.getsize(a.model) / 2**20
     # tally generate allocates KV for prompt + gen tokens only: 30 layers x 2 x 192 values per token.
-    kv_mb = (a.prompt + a.gen + 15) // 16 * 16 * 30 * 2 * 192 * (2 if a.kv_type == "f16" else 4) / 2**20
+    row_bytes = {"f32": 4 * 192, "f16": 2 * 192, "q8_0": 192 // 32 * 34}[a.kv_type]
+    kv_mb = (a.prompt + a.gen + 15) // 16 * 16 * 30 * 2 * row_bytes / 2**20
     print(f"model {os.path.basename(a.model)} ({model_mb:.1f} MiB), pp{a.prompt} / tg{a.gen}, tally KV {a.kv_type}, {a.rounds} alternating rounds, medians")
     print(f"{'threads':>7} {'tally pp':>9} {'llama pp':>9} {'ratio':>6} {'tally tg':>9} {'llama tg':>9} {'ratio':>6} {'tg@' + str(a.prompt):>9} {'tally RSS MiB':>14}")
     for threads, r in results.items():
@@ -89,11 +96,14 @@ def main():
         f = lambda v: f"{v:9.1f}" if v else f"{'-':>9}"
         ratio = lambda x, y: f"{x / y:6.2f}" if y else f"{'-':>6}"
         print(f"{threads:>7} {f(r['tally_pp'])} {f(lp)} {ratio(r['tally_pp'], lp)} {f(r['tally_tg'])} {f(lt)} {ratio(r['tally_tg'], lt)} {f(r['tally_tg_after_prompt'])} {r['tally_peak_rss_mb']:14.1f}")
-    if a.baseline_tally:
-        print(f"{'threads':>7} {'pp':>9} {'baseline':>9} {'ratio':>6} {'tg':>9} {'baseline':>9} {'ratio':>6}   (--tally against --baseline-tally)")
+    if "baseline_pp" in next(iter(results.values())):
+        label = f"KV {a.kv_type} against KV {a.baseline_kv_type or a.kv_type}" + (" of --baseline-tally" if a.baseline_tally else "")
+        long = f"tg@{a.prompt}"
+        print(f"{'threads':>7} {'pp':>9} {'baseline':>9} {'ratio':>6} {'tg':>9} {'baseline':>9} {'ratio':>6} {long:>9} {'baseline':>9} {'ratio':>6}   ({label})")
         for threads, r in results.items():
             print(f"{threads:>7} {r['tally_pp']:9.1f} {r['baseline_pp']:9.1f} {r['tally_pp'] / r['baseline_pp']:6.2f} "
-                  f"{r['tally_tg']:9.1f} {r['baseline_tg']:9.1f} {r['tally_tg'] / r['baseline_tg']:6.2f}")
+                  f"{r['tally_tg']:9.1f} {r['baseline_tg']:9.1f} {r['tally_tg'] / r['baseline_tg']:6.2f} "
+                  f"{r['tally_tg_after_prompt']:9.1f} {r['baseline_tg_after_prompt']:9.1f} {r['tally_tg_after_prompt'] / r['baseline_tg_after_prompt']:6.2f}")
     print(f"memory budget: model {model_mb:.1f} + KV {kv_mb:.1f} + 64 = {model_mb + kv_mb + 64:.1f} MiB")
     json.dump(results, sys.stderr)
 

@@ -85,8 +85,11 @@ float tally_f16_to_f32(uint16_t h);
 uint16_t tally_f32_to_f16(float f);
 
 // ---- Attention over the paged KV store (attention.c) -------------------------------------------------
-// Keys and values are f32, or IEEE half when `kv_f16` (half the memory and half the bytes read per
-// position). Queries, scores, probabilities and sums are f32 either way.
+// Keys and values are f32, IEEE half (half the memory and bytes read per position) or Q8_0 (a row of a
+// KV head is head_dim/32 blocks of { f16 scale; int8 q[32] }: 8.5 bits a value, 1.88x the positions of f16
+// per byte). Queries, scores, probabilities and sums are f32 whatever the cache holds.
+
+enum { TALLY_KV_F32 = 0, TALLY_KV_F16 = 1, TALLY_KV_Q8_0 = 2 };
 
 typedef struct {
     const float *q;               // [tokens, head_count * head_dim]
@@ -95,7 +98,7 @@ typedef struct {
     const int32_t *const *block_tables;  // per token: its sequence's block table
     const int32_t *context_lengths;      // per token: attend to positions [0, context_length)
     int tokens, head_count, kv_head_count, head_dim, block_size;
-    int kv_f16;                   // 1: the caches hold IEEE half, 0: f32
+    int kv_type;                  // TALLY_KV_F32, TALLY_KV_F16 or TALLY_KV_Q8_0 (head_dim a multiple of 32)
     float scale;
     float *out;                   // [tokens, head_count * head_dim]
 } tally_attention_args;
@@ -124,6 +127,9 @@ void tally_attention_scalar(const tally_attention_args *a, const tally_attention
 void tally_f32_to_f16_row(const float *x, uint16_t *y, int n);
 /// x[i] = f32(f16(x[i])) in place: the nearest f16 value, as a float.
 void tally_f16_round_row(float *x, int n);
+/// n values (a multiple of 32) to n/32 Q8_0 blocks at y, quantized as activations are
+/// (tally_quantize_rows_q8: scale f16(amax/127), q rounded to nearest even): ggml's q8_0 KV store.
+void tally_f32_to_q8_0_row(const float *x, void *y, int n);
 
 // ---- The compute pool ------------------------------------------------------------------------------
 // Persistent worker threads that spin briefly on a generation counter, then park on a condition
