@@ -47,6 +47,8 @@ struct Serve: AsyncParsableCommand {
     var apiKeyFile: String?
     @Option(help: "Another name clients may give as `model` for this model (repeatable); any other name gets 404.") var alias: [String] = []
     @Option(help: "Chat template name to use instead of the one the model declares.") var chatTemplate: String?
+    @Option(help: "How /v1/embeddings pools a prompt's hidden states: mean, cls or last (default: the model's pooling_type, else last, as vLLM does for decoder models).")
+    var pooling: Pooling?
     @Flag(help: "Check every checksum of the packed weights file beside the model at load (by default 1 chunk in 16; a mismatch rewrites the file).")
     var verify = false
     @Flag(help: "Disable the prefix KV cache.") var noPrefixCache = false
@@ -215,6 +217,8 @@ struct Serve: AsyncParsableCommand {
             for (i, key) in config.apiKeys.enumerated() { logger.info("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
+        config.embeddingPooling = pooling ?? Self.modelPooling(llama) ?? .last
+        config.embeddingWidth = llama.config.embeddingLength
         config.replica = replica ?? ProcessInfo.processInfo.hostName
         config.sharedPrefixCache = sharedPrefixCache
         config.requireMetering = requireMetering
@@ -251,6 +255,15 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension KVType: ExpressibleByArgument {}
+extension Pooling: ExpressibleByArgument {}
+
+extension Serve {
+    /// The pooling an embedding model's GGUF names (`<arch>.pooling_type`); nil when it names none.
+    static func modelPooling(_ llama: LlamaModel) -> Pooling? {
+        let key = "\(llama.config.architecture).pooling_type"
+        return (try? llama.file.metadata.integer(key)).flatMap(Pooling.init(ggufPoolingType:))
+    }
+}
 extension LogFormat: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 

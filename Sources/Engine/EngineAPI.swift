@@ -24,6 +24,11 @@ package struct EngineRequest: Sendable {
     /// with this many top alternatives (nil: none): what `echo` with `logprobs` scores. Such a request
     /// takes nothing from the prefix cache, since a cached token's logits were never computed.
     package var promptLogprobs: Int?
+    /// An embedding request: the prompt is computed (batched with everyone else's work, as a prefill) and
+    /// pooled into one L2-normalised vector, sent as `.embedding` before `.finished(.stop)`; no token is
+    /// generated and maxTokens must be 0. Mean and first pooling take nothing from the prefix cache (they
+    /// need every pooled position's state); last pooling does, as its last position is always computed.
+    package var pooling: Pooling?
     /// When the request reached the server; queue time counts from here.
     package var arrival: ContinuousClock.Instant
     /// Prefix-cache scope: only requests with the same salt share cached blocks (nil: the shared scope). The
@@ -48,6 +53,28 @@ package struct EngineRequest: Sendable {
         self.ignoreEOS = ignoreEOS
         self.topLogprobs = topLogprobs
         self.arrival = arrival
+    }
+}
+
+/// How an embedding request turns its prompt's final hidden states into one vector: GGUF's
+/// `<arch>.pooling_type` (1 mean, 2 cls, 3 last), which embedding models carry.
+package enum Pooling: String, Sendable, CaseIterable {
+    /// The mean over every prompt position.
+    case mean
+    /// The first position's (BERT's CLS token).
+    case cls
+    /// The last position's: in a causal model the only one that has seen the whole input, so what vLLM
+    /// pools for decoder models that carry no pooling type.
+    case last
+
+    /// The pooling a GGUF's `pooling_type` names; nil for none (0), rank (4) or a value outside them.
+    package init?(ggufPoolingType value: Int) {
+        switch value {
+        case 1: self = .mean
+        case 2: self = .cls
+        case 3: self = .last
+        default: return nil
+        }
     }
 }
 
@@ -104,6 +131,8 @@ package enum EngineEvent: Sendable {
     /// With `promptLogprobs`: prompt tokens 1..<count scored, once, before the first `.token`.
     case promptLogprobs([TokenLogprob])
     case token(TokenID, TokenLogprob?)
+    /// With `pooling`: the prompt's vector, L2-normalised, once, before `.finished`.
+    case embedding([Float])
     case finished(FinishReason, RequestStats)
 }
 

@@ -89,6 +89,8 @@ final class Sequence {
     /// With request.promptLogprobs: entry i scores prompt token i + 1, filled as prefill chunks compute.
     var promptLogprobs: [TokenLogprob?] = []
     var promptLogprobsSent = false
+    /// With request.pooling: the sum of the pooled positions' hidden states so far (mean), or the state.
+    var pooled: [Double] = []
 
     init(request: EngineRequest, continuation: AsyncThrowingStream<EngineEvent, Error>.Continuation?, arrivalMicros: Int64) {
         self.request = request
@@ -100,6 +102,12 @@ final class Sequence {
         stats.promptTokens = request.promptTokens.count
         stats.seed = sampler.seed
         if request.promptLogprobs != nil { promptLogprobs = Array(repeating: nil, count: request.promptTokens.count - 1) }
+    }
+
+    /// Whether the prefix cache may supply this request's first positions: not when their logits (prompt
+    /// logprobs) or hidden states (mean or CLS pooling) are wanted, since a cached position computes neither.
+    var usesPrefixCache: Bool {
+        request.promptLogprobs == nil && (request.pooling == nil || request.pooling == .last)
     }
 
     /// Whether this step's positions start..<end include prompt positions whose logits score a prompt token.
@@ -208,6 +216,7 @@ package final class EngineCore {
     private func preempt(_ seq: Sequence) {
         freeBlocks(seq)
         seq.numComputedTokens = 0
+        seq.pooled = []
         seq.stats.preemptions += 1
         snapshotCounters.preemptions += 1
         waiting.insert(seq, at: 0)
@@ -268,7 +277,7 @@ package final class EngineCore {
         }
         // Admit waiting requests in arrival order; none while blocks are short (we just preempted).
         while !preempted, budget > 0, running.count < config.maxSeqs, let seq = waiting.first {
-            if seq.numComputedTokens == 0 && seq.blockTable.isEmpty && seq.request.promptLogprobs == nil {
+            if seq.numComputedTokens == 0 && seq.blockTable.isEmpty && seq.usesPrefixCache {
                 let cached = applyPrefixCache(seq)
                 if !seq.admittedOnce {
                     seq.stats.cachedTokens = cached
@@ -340,10 +349,27 @@ package final class EngineCore {
         var batch = ForwardBatch()
         var sampling: [(seq: Sequence, row: Int)] = []       // requests that draw a token, and their logits row
         var scoring: [(seq: Sequence, position: Int, row: Int)] = []  // prompt positions whose next token is scored
+        var pooling: [Sequence] = []                          // the owner of each of batch.hiddenRows
+        var embedded: [Sequence] = []                         // embedding requests whose prompt this step completes
         for (seq, n) in scheduled {
             if seq.firstScheduledMicros == nil { seq.firstScheduledMicros = start }
             let first = batch.tokenCount, from = seq.numComputedTokens, end = from + n - seq.draft.count
             batch.append(sequence: Array(seq.tokens[from..<end]) + seq.draft, from: from, blockTable: seq.blockTable, wantLogits: false)
+            if let mode = seq.request.pooling {
+                // Hidden states only, no logits: the LM head is most of a short prompt's work.
+                let rows: Range<Int>
+                switch mode {
+                case .mean: rows = first..<batch.tokenCount
+                case .cls: rows = from == 0 ? first..<first + 1 : first..<first
+                case .last: rows = end == seq.tokens.count ? batch.tokenCount - 1..<batch.tokenCount : first..<first
+                }
+                for row in rows {
+                    batch.hiddenRows.append(row)
+                    pooling.append(seq)
+                }
+                if end == seq.tokens.count { embedded.append(seq) }
+                continue
+            }
             if seq.scoresPrompt(from: from) {
                 for p in from..<min(end, seq.request.promptTokens.count - 1) {
                     scoring.append((seq, p, batch.logitRows.count))
@@ -356,7 +382,7 @@ package final class EngineCore {
                 for j in 0...seq.draft.count { batch.logitRows.append(batch.tokenCount - 1 - seq.draft.count + j) }
             }
         }
-        let logits = try runner.forward(batch)
+        let (logits, hidden) = try runner.forwardStep(batch)
         snapshotCounters.steps += 1
 
         let now = clock.nowMicros()
@@ -368,6 +394,13 @@ package final class EngineCore {
         }
         let v = runner.vocabSize
         scorePrompts(scoring, logits: logits)
+        pool(hidden, into: pooling)
+        for seq in embedded {
+            seq.firstTokenMicros = now
+            seq.lastTokenMicros = now
+            seq.continuation?.yield(.embedding(Self.embedding(seq)))
+            finishRunning(seq, .stop)
+        }
         // A request that asks for no tokens (echo with max_tokens 0, to score its prompt) ends with its prefill.
         sampling.removeAll { entry in
             guard entry.seq.request.maxTokens == 0 else { return false }
@@ -473,6 +506,27 @@ package final class EngineCore {
             seq.promptLogprobsSent = true
             seq.continuation?.yield(.promptLogprobs(seq.promptLogprobs.map { $0! }))
         }
+    }
+
+    /// Adds each hidden row to its request's pool (sums in Double, so a mean does not depend on how the
+    /// prompt was cut into steps beyond the last bits of a double).
+    private func pool(_ hidden: [Float], into owners: [Sequence]) {
+        guard !owners.isEmpty, !hidden.isEmpty else { return }  // a runner without hidden states: no vector
+        let width = hidden.count / owners.count
+        for (i, seq) in owners.enumerated() {
+            if seq.pooled.isEmpty { seq.pooled = [Double](repeating: 0, count: width) }
+            for j in 0..<width { seq.pooled[j] += Double(hidden[i * width + j]) }
+        }
+    }
+
+    /// The request's vector: its pooled state (divided by the prompt length for a mean), L2-normalised as
+    /// OpenAI's embeddings are. Empty if the runner gave no hidden states.
+    static func embedding(_ seq: Sequence) -> [Float] {
+        guard !seq.pooled.isEmpty else { return [] }
+        let count = seq.request.pooling == .mean ? Double(seq.request.promptTokens.count) : 1
+        let mean = seq.pooled.map { $0 / count }
+        let norm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return mean.map { Float(norm > 0 ? $0 / norm : 0) }
     }
 
     /// Registers every newly full, computed block of `seq` in the prefix cache.

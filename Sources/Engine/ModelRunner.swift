@@ -9,6 +9,8 @@ package protocol ModelRunner: AnyObject {
     var contextLength: Int { get }
     /// Logits [batch.logitRows.count, vocabSize], row-major.
     func forward(_ batch: ForwardBatch) throws -> [Float]
+    /// Logits as `forward`, and the final hidden states of batch.hiddenRows [count, embeddingLength].
+    func forwardStep(_ batch: ForwardBatch) throws -> (logits: [Float], hidden: [Float])
     /// Copies the keys and values of the first `slots` positions of block `source` into block `destination`
     /// (every layer): a prompt that shares part of a cached block starts from a copy of that part.
     func copyKV(from source: BlockID, to destination: BlockID, slots: Int)
@@ -20,6 +22,8 @@ package protocol ModelRunner: AnyObject {
 }
 
 package extension ModelRunner {
+    /// A runner without hidden states (test fakes): logits only.
+    func forwardStep(_ batch: ForwardBatch) throws -> (logits: [Float], hidden: [Float]) { (try forward(batch), []) }
     func forEach(_ count: Int, _ body: (Int) -> Void) {
         for i in 0..<count { body(i) }
     }
@@ -39,6 +43,7 @@ package final class LlamaRunner: ModelRunner {
     package var vocabSize: Int { model.config.vocabSize }
     package var contextLength: Int { model.config.contextLength }
     package func forward(_ batch: ForwardBatch) throws -> [Float] { try model.forward(batch, kv: kv) }
+    package func forwardStep(_ batch: ForwardBatch) throws -> (logits: [Float], hidden: [Float]) { try model.forwardStep(batch, kv: kv) }
     package func copyKV(from source: BlockID, to destination: BlockID, slots: Int) { kv.copy(from: source, to: destination, slots: slots) }
     package func releaseKV(of blocks: [BlockID]) -> Int { kv.releasePages(of: blocks) }
     package func forEach(_ count: Int, _ body: (Int) -> Void) {

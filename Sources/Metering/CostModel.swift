@@ -43,12 +43,15 @@ package enum CostModel {
         package var cachedInput: Int
         package var cacheWrite: Int
         package var output: Int
+        /// Input tokens of embedding requests, billed at the API's embedding price.
+        package var embedding: Int
 
-        package init(uncachedInput: Int, cachedInput: Int, cacheWrite: Int, output: Int) {
+        package init(uncachedInput: Int, cachedInput: Int, cacheWrite: Int, output: Int, embedding: Int = 0) {
             self.uncachedInput = uncachedInput
             self.cachedInput = cachedInput
             self.cacheWrite = cacheWrite
             self.output = output
+            self.embedding = embedding
         }
 
         /// From totals: cache writes are the part of the uncached prompt that filled new cache blocks, so
@@ -56,7 +59,8 @@ package enum CostModel {
         package init(_ totals: UsageTotals) {
             let uncached = totals.uncachedPromptTokens
             self.init(uncachedInput: uncached, cachedInput: min(totals.cachedTokens, totals.promptTokens),
-                      cacheWrite: min(totals.cacheWriteTokens, uncached), output: totals.generatedTokens)
+                      cacheWrite: min(totals.cacheWriteTokens, uncached), output: totals.generatedTokens,
+                      embedding: totals.embeddingTokens)
         }
 
         package init(_ record: UsageRecord) {
@@ -70,12 +74,16 @@ package enum CostModel {
     /// rounding at the end. On an API without a cache-write price, written tokens are plain input.
     /// Example: gpt-5-nano, 1,000 uncached + 3,000 cached in, 500 out =
     /// (1000 x 50,000,000 + 3000 x 5,000,000 + 500 x 400,000,000) / 1e6 = 265,000 nUSD.
+    /// Embedding tokens add `embedding x` the provider's embedding price (`APIPrice.embedding`), or its plain
+    /// input price when the table pairs it with none.
     package static func apiCostNanoUSD(_ tokens: BilledTokens, price: APIPrice, tier: PriceTier) -> Int64 {
         let rates = price.rates(for: tier)
         let writes = rates.cacheWrite == nil ? 0 : tokens.cacheWrite
         let plain = tokens.uncachedInput - writes
+        let embeddingRate = price.embedding?.rate(for: tier) ?? rates.input
         let numerator = Int128(plain) * Int128(rates.input) + Int128(tokens.cachedInput) * Int128(rates.cachedInput)
             + Int128(writes) * Int128(rates.cacheWrite ?? 0) + Int128(tokens.output) * Int128(rates.output)
+            + Int128(tokens.embedding) * Int128(embeddingRate)
         return Int64((numerator + Int128(tokensPerMillion / 2)) / Int128(tokensPerMillion))
     }
 

@@ -67,6 +67,7 @@ package actor PostgresUsageStore: UsageStore {
             "CREATE INDEX outcomes_time ON outcomes (time_us)",
         ],
         ["ALTER TABLE usage ADD COLUMN replica TEXT"],
+        ["ALTER TABLE usage ADD COLUMN kind TEXT"],
     ]
     package static var schemaVersion: Int { migrations.count }
     /// The advisory lock key migrations hold ("tally" in ASCII).
@@ -231,7 +232,7 @@ package actor PostgresUsageStore: UsageStore {
         binds.append(Int64(r.promptTokens)); binds.append(Int64(r.cachedTokens)); binds.append(Int64(r.cacheWriteTokens))
         binds.append(Int64(r.generatedTokens)); binds.append(r.queueMicros); binds.append(r.prefillMicros)
         binds.append(r.decodeMicros); binds.append(r.busyShareMicros); binds.append(r.finishReason.rawValue)
-        binds.append(r.session); binds.append(r.replica)
+        binds.append(r.session); binds.append(r.replica); binds.append(r.kind?.rawValue)
     }
 
     package func record(id: String) async throws -> UsageRecord? {
@@ -331,8 +332,9 @@ package actor PostgresUsageStore: UsageStore {
         case .replica: key = "COALESCE(replica, '\(UsageGroup.noReplica)')"
         }
         let sql = """
-            SELECT \(key) AS k, COUNT(*)::BIGINT AS requests, SUM(prompt_tokens)::BIGINT AS p, SUM(cached_tokens)::BIGINT AS c,
-                   SUM(cache_write_tokens)::BIGINT AS w, SUM(generated_tokens)::BIGINT AS g, SUM(queue_us)::BIGINT AS q,
+            SELECT \(key) AS k, COUNT(*)::BIGINT AS requests, SUM(\(UsageKindSQL.generation("prompt_tokens")))::BIGINT AS p,
+                   SUM(\(UsageKindSQL.generation("cached_tokens")))::BIGINT AS c, SUM(\(UsageKindSQL.generation("cache_write_tokens")))::BIGINT AS w,
+                   SUM(\(UsageKindSQL.embedding("prompt_tokens")))::BIGINT AS e, SUM(generated_tokens)::BIGINT AS g, SUM(queue_us)::BIGINT AS q,
                    SUM(prefill_us)::BIGINT AS pf, SUM(decode_us)::BIGINT AS d, SUM(busy_share_us)::BIGINT AS b
             FROM \(from)\(whereSQL) GROUP BY k
             """
@@ -345,6 +347,7 @@ package actor PostgresUsageStore: UsageStore {
             totals.promptTokens = Int(try int("p"))
             totals.cachedTokens = Int(try int("c"))
             totals.cacheWriteTokens = Int(try int("w"))
+            totals.embeddingTokens = Int(try int("e"))
             totals.generatedTokens = Int(try int("g"))
             totals.queueMicros = try int("q")
             totals.prefillMicros = try int("pf")
@@ -408,6 +411,11 @@ package actor PostgresUsageStore: UsageStore {
             guard let finish = UsageOutcome(rawValue: try text("finish_reason")) else {
                 throw MeteringError.corruptRow(path: location, id: id, reason: "unknown finish_reason")
             }
+            var kind: UsageKind?
+            if let name = try optionalText("kind") {
+                guard let known = UsageKind(rawValue: name) else { throw MeteringError.corruptRow(path: location, id: id, reason: "unknown kind") }
+                kind = known
+            }
             return UsageRecord(
                 id: id, timeMicros: try int("time_us"), model: try text("model"),
                 modelShape: ModelShape(
@@ -419,7 +427,7 @@ package actor PostgresUsageStore: UsageStore {
                 promptTokens: Int(try int("prompt_tokens")), cachedTokens: Int(try int("cached_tokens")),
                 cacheWriteTokens: Int(try int("cache_write_tokens")), generatedTokens: Int(try int("generated_tokens")),
                 queueMicros: try int("queue_us"), prefillMicros: try int("prefill_us"), decodeMicros: try int("decode_us"),
-                busyShareMicros: try int("busy_share_us"), finishReason: finish)
+                busyShareMicros: try int("busy_share_us"), finishReason: finish, kind: kind)
         } catch let error as MeteringError {
             throw error
         } catch {

@@ -24,6 +24,9 @@ package struct APIPrice: Sendable, Equatable, Hashable, Codable {
     package var outputBatch: Int64?
     /// Explicit batch price of cache reads; usually absent (see `rates(for:)`).
     package var cachedInputBatch: Int64?
+    /// The same provider's embedding model, which prices the input of embedding requests; paired by
+    /// provider from `EmbeddingPrice.shipped` when a table is made.
+    package var embedding: EmbeddingPrice?
 
     package init(provider: String, model: String, input: Int64, cachedInput: Int64? = nil, cacheWrite: Int64? = nil,
                  output: Int64, inputBatch: Int64? = nil, outputBatch: Int64? = nil, cachedInputBatch: Int64? = nil) {
@@ -67,6 +70,35 @@ package struct APIPrice: Sendable, Equatable, Hashable, Codable {
     package var label: String { provider.isEmpty ? model : "\(provider)/\(model)" }
 }
 
+/// What a provider's embedding model charges per 1M input tokens (embeddings have no output tokens),
+/// standard and batch tier, in nano-USD.
+package struct EmbeddingPrice: Sendable, Equatable, Hashable, Codable {
+    package var provider: String
+    package var model: String
+    package var input: Int64
+    package var inputBatch: Int64?
+    /// The chat table's provider names this embedding model prices (LiteLLM names Google's "gemini" and
+    /// "vertex_ai-language-models"; Anthropic has no embedding API and its documentation points to Voyage AI).
+    package var pairs: [String]
+
+    package init(provider: String, model: String, input: Int64, inputBatch: Int64? = nil, pairs: [String]) {
+        (self.provider, self.model, self.input, self.inputBatch, self.pairs) = (provider, model, input, inputBatch, pairs)
+    }
+
+    package func rate(for tier: PriceTier) -> Int64 { tier == .batch ? inputBatch ?? input : input }
+
+    /// `openai/text-embedding-3-small`.
+    package var label: String { "\(provider)/\(model)" }
+
+    /// The shipped embedding prices (`Data/EmbeddingPrices2026_11.swift`), one per provider.
+    package static let shipped: [EmbeddingPrice] = shipped2026_11
+
+    /// The embedding price that goes with a chat model of `provider`, if any.
+    package static func paired(with provider: String, in prices: [EmbeddingPrice] = shipped) -> EmbeddingPrice? {
+        prices.first { $0.pairs.contains(provider) }
+    }
+}
+
 /// A dated price table: what a report compares against, and names.
 package struct PriceTable: Sendable, Equatable {
     /// File name as given (or the shipped table's name); printed in every report.
@@ -80,7 +112,12 @@ package struct PriceTable: Sendable, Equatable {
         self.name = name
         self.asOf = asOf
         self.source = source
-        self.models = models
+        // Each API is paired with its provider's embedding price (kept if the caller set one).
+        self.models = models.map { price in
+            var price = price
+            if price.embedding == nil { price.embedding = EmbeddingPrice.paired(with: price.provider) }
+            return price
+        }
     }
 
     /// The table shipped with this build (`Data/APIPrices2026_11.swift`).

@@ -48,6 +48,8 @@ package struct ReportLine: Sendable, Equatable, Codable {
     package var cachedTokens: Int
     package var cacheWriteTokens: Int
     package var generatedTokens: Int
+    /// Prompt tokens of embedding requests (not in promptTokens: priced at the APIs' embedding prices).
+    package var embeddingTokens: Int
     package var totalTokens: Int
     /// cached / prompt tokens.
     package var cacheHitRate: Double
@@ -283,11 +285,11 @@ package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], outcomes
                            savingsVsBillNanoUSD: standard - billShare, batchSavingsVsBillNanoUSD: batch - billShare,
                            cacheSavingsNanoUSD: uncached - standard)
         }
-        let computed = totals.uncachedPromptTokens + totals.generatedTokens
+        let computed = totals.uncachedPromptTokens + totals.generatedTokens + totals.embeddingTokens
         return ReportLine(
             key: key, requests: totals.requests, promptTokens: totals.promptTokens, cachedTokens: totals.cachedTokens,
             cacheWriteTokens: totals.cacheWriteTokens, generatedTokens: totals.generatedTokens,
-            totalTokens: totals.totalTokens,
+            embeddingTokens: totals.embeddingTokens, totalTokens: totals.totalTokens,
             cacheHitRate: ratio(Double(totals.cachedTokens), Double(totals.promptTokens)),
             decodeTokensPerSecond: ratio(Double(totals.generatedTokens) * 1e6, Double(totals.decodeMicros)),
             busyTokensPerSecond: ratio(Double(computed) * 1e6, Double(totals.busyShareMicros)),
@@ -412,6 +414,11 @@ package func makeReport(records: [UsageRecord], runs: [ServerRun] = [], outcomes
         notes.append("GPU-equivalent cost is 0 for \(unknownShape.joined(separator: ", ")): records carry no model shape.")
     }
     if selected.isEmpty { notes.append("No usage records in the range.") }
+    let embeddingTokens = selected.filter(\.isEmbedding).reduce(0) { $0 + $1.promptTokens }
+    if embeddingTokens > 0 {
+        let pairs = prices.models.map { "\($0.label) -> \($0.embedding?.label ?? "its input price")" }
+        notes.append("\(embeddingTokens) tokens of embedding requests are priced at each API's embedding model: \(pairs.joined(separator: ", ")).")
+    }
 
     var report = Report(
         generatedAt: UTC.timestamp(micros: generatedAtMicros), since: since.map(UTC.timestamp), until: until.map(UTC.timestamp),

@@ -39,12 +39,16 @@ extension Report {
         out.append("")
 
         let lines = [total] + groups
+        // Embedding tokens get a column of their own when there are any (priced at embedding prices).
+        let embeddings = total.embeddingTokens > 0
         out.append("Usage")
         out.append(table(
-            ["group", "requests", "prompt", "cached", "generated", "cache hit", "decode tok/s", "busy tok/s"],
+            ["group", "requests", "prompt", "cached", "generated"] + (embeddings ? ["embedding"] : [])
+                + ["cache hit", "decode tok/s", "busy tok/s"],
             lines.map {
-                [$0.key, "\($0.requests)", "\($0.promptTokens)", "\($0.cachedTokens)", "\($0.generatedTokens)",
-                 percentText($0.cacheHitRate), number($0.decodeTokensPerSecond), number($0.busyTokensPerSecond)]
+                [$0.key, "\($0.requests)", "\($0.promptTokens)", "\($0.cachedTokens)", "\($0.generatedTokens)"]
+                    + (embeddings ? ["\($0.embeddingTokens)"] : [])
+                    + [percentText($0.cacheHitRate), number($0.decodeTokensPerSecond), number($0.busyTokensPerSecond)]
             }))
         out.append("")
         out.append("Self-host cost (bill = machine $/h x provisioned hours, shared by busy time: the measured utilization;")

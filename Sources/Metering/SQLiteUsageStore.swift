@@ -87,15 +87,16 @@ package actor SQLiteUsageStore: UsageStore {
             "CREATE INDEX outcomes_time ON outcomes (time_us)",
         ],
         ["ALTER TABLE usage ADD COLUMN replica TEXT"],
+        ["ALTER TABLE usage ADD COLUMN kind TEXT"],
     ]
     package static var schemaVersion: Int { migrations.count }
 
     static let columns = [
         "id", "time_us", "model", "model_parameters", "model_bytes", "model_layers", "model_attention_width",
         "model_kv_width", "tenant", "end_user", "tags", "prompt_tokens", "cached_tokens", "cache_write_tokens",
-        "generated_tokens", "queue_us", "prefill_us", "decode_us", "busy_share_us", "finish_reason", "session", "replica",
+        "generated_tokens", "queue_us", "prefill_us", "decode_us", "busy_share_us", "finish_reason", "session", "replica", "kind",
     ]
-    /// Rows per INSERT: 22 binds each, far under SQLite's variable limit.
+    /// Rows per INSERT: 23 binds each, far under SQLite's variable limit.
     static let rowsPerInsert = 500
 
     package nonisolated let path: String
@@ -217,6 +218,7 @@ package actor SQLiteUsageStore: UsageStore {
             .int(Int64(r.generatedTokens)), .int(r.queueMicros), .int(r.prefillMicros),
             .int(r.decodeMicros), .int(r.busyShareMicros), .text(r.finishReason.rawValue),
             r.session.map(SQLiteData.text) ?? .null, r.replica.map(SQLiteData.text) ?? .null,
+            r.kind.map { SQLiteData.text($0.rawValue) } ?? .null,
         ]
     }
 
@@ -326,8 +328,9 @@ package actor SQLiteUsageStore: UsageStore {
         case .replica: key = "COALESCE(replica, '\(UsageGroup.noReplica)')"
         }
         let sql = """
-            SELECT \(key) AS k, COUNT(*) AS requests, SUM(prompt_tokens) AS p, SUM(cached_tokens) AS c,
-                   SUM(cache_write_tokens) AS w, SUM(generated_tokens) AS g, SUM(queue_us) AS q,
+            SELECT \(key) AS k, COUNT(*) AS requests, SUM(\(UsageKindSQL.generation("prompt_tokens"))) AS p,
+                   SUM(\(UsageKindSQL.generation("cached_tokens"))) AS c, SUM(\(UsageKindSQL.generation("cache_write_tokens"))) AS w,
+                   SUM(\(UsageKindSQL.embedding("prompt_tokens"))) AS e, SUM(generated_tokens) AS g, SUM(queue_us) AS q,
                    SUM(prefill_us) AS pf, SUM(decode_us) AS d, SUM(busy_share_us) AS b
             FROM \(from)\(whereSQL) GROUP BY k
             """
@@ -340,6 +343,7 @@ package actor SQLiteUsageStore: UsageStore {
             totals.promptTokens = Int(int("p"))
             totals.cachedTokens = Int(int("c"))
             totals.cacheWriteTokens = Int(int("w"))
+            totals.embeddingTokens = Int(int("e"))
             totals.generatedTokens = Int(int("g"))
             totals.queueMicros = int("q")
             totals.prefillMicros = int("pf")
@@ -403,6 +407,11 @@ package actor SQLiteUsageStore: UsageStore {
         guard let finish = UsageOutcome(rawValue: try text("finish_reason")) else {
             throw MeteringError.corruptRow(path: path, id: id, reason: "unknown finish_reason")
         }
+        var kind: UsageKind?
+        if let name = optionalText("kind") {
+            guard let known = UsageKind(rawValue: name) else { throw MeteringError.corruptRow(path: path, id: id, reason: "unknown kind") }
+            kind = known
+        }
         return UsageRecord(
             id: id, timeMicros: try int("time_us"), model: try text("model"),
             modelShape: ModelShape(
@@ -414,7 +423,7 @@ package actor SQLiteUsageStore: UsageStore {
             promptTokens: Int(try int("prompt_tokens")), cachedTokens: Int(try int("cached_tokens")),
             cacheWriteTokens: Int(try int("cache_write_tokens")), generatedTokens: Int(try int("generated_tokens")),
             queueMicros: try int("queue_us"), prefillMicros: try int("prefill_us"), decodeMicros: try int("decode_us"),
-            busyShareMicros: try int("busy_share_us"), finishReason: finish)
+            busyShareMicros: try int("busy_share_us"), finishReason: finish, kind: kind)
     }
 }
 

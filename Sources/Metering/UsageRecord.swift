@@ -18,6 +18,15 @@ package enum UsageOutcome: String, Sendable, Codable, CaseIterable {
     case rejected
 }
 
+/// What kind of work a request was: APIs price generation and embeddings differently. Raw values are what
+/// the store writes (`kind`; NULL in records from before embeddings, which were all generation).
+package enum UsageKind: String, Sendable, Codable, CaseIterable {
+    /// Completions and chat completions: prompt in, tokens out.
+    case generation
+    /// /v1/embeddings: prompt in, one vector out per input, priced at the APIs' embedding prices.
+    case embedding
+}
+
 /// What a request's model is, as far as cost goes: stored with each record, so a report needs no model
 /// file and a model replaced under the same name keeps its old records right.
 package struct ModelShape: Sendable, Equatable, Codable, Hashable {
@@ -82,13 +91,15 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
     /// in proportion to their tokens in it, summed over the request's steps.
     package var busyShareMicros: Int64
     package var finishReason: UsageOutcome
+    /// nil: generation (records from before kinds were stored decode that way too).
+    package var kind: UsageKind?
 
     package init(
         id: String, timeMicros: Int64, model: String, modelShape: ModelShape = .unknown,
         tenant: String? = nil, user: String? = nil, tags: [String] = [], session: String? = nil, replica: String? = nil,
         promptTokens: Int, cachedTokens: Int = 0, cacheWriteTokens: Int = 0, generatedTokens: Int,
         queueMicros: Int64 = 0, prefillMicros: Int64 = 0, decodeMicros: Int64 = 0, busyShareMicros: Int64,
-        finishReason: UsageOutcome = .stop
+        finishReason: UsageOutcome = .stop, kind: UsageKind? = nil
     ) {
         self.id = id
         self.timeMicros = timeMicros
@@ -108,7 +119,10 @@ package struct UsageRecord: Sendable, Equatable, Codable, Hashable {
         self.decodeMicros = decodeMicros
         self.busyShareMicros = busyShareMicros
         self.finishReason = finishReason
+        self.kind = kind
     }
+
+    package var isEmbedding: Bool { kind == .embedding }
 
     /// Prompt tokens that had to be computed.
     package var uncachedPromptTokens: Int { max(0, promptTokens - cachedTokens) }

@@ -58,6 +58,9 @@ package struct UsageTotals: Sendable, Equatable, Hashable, Codable {
     package var cachedTokens = 0
     package var cacheWriteTokens = 0
     package var generatedTokens = 0
+    /// Prompt tokens of embedding requests, apart from the generation counts above (promptTokens, cached,
+    /// cache writes): APIs bill them at embedding prices, with no cache discount.
+    package var embeddingTokens = 0
     package var queueMicros: Int64 = 0
     package var prefillMicros: Int64 = 0
     package var decodeMicros: Int64 = 0
@@ -71,9 +74,13 @@ package struct UsageTotals: Sendable, Equatable, Hashable, Codable {
 
     package mutating func add(_ record: UsageRecord) {
         requests += 1
-        promptTokens += record.promptTokens
-        cachedTokens += record.cachedTokens
-        cacheWriteTokens += record.cacheWriteTokens
+        if record.isEmbedding {
+            embeddingTokens += record.promptTokens
+        } else {
+            promptTokens += record.promptTokens
+            cachedTokens += record.cachedTokens
+            cacheWriteTokens += record.cacheWriteTokens
+        }
         generatedTokens += record.generatedTokens
         queueMicros += record.queueMicros
         prefillMicros += record.prefillMicros
@@ -82,7 +89,14 @@ package struct UsageTotals: Sendable, Equatable, Hashable, Codable {
     }
 
     package var uncachedPromptTokens: Int { max(0, promptTokens - cachedTokens) }
-    package var totalTokens: Int { promptTokens + generatedTokens }
+    package var totalTokens: Int { promptTokens + generatedTokens + embeddingTokens }
+}
+
+/// The totals queries' split of token columns by kind: embedding requests' prompt tokens are summed apart
+/// (`UsageTotals.embeddingTokens`). NULL kind is generation.
+enum UsageKindSQL {
+    static func generation(_ column: String) -> String { "CASE WHEN kind = 'embedding' THEN 0 ELSE \(column) END" }
+    static func embedding(_ column: String) -> String { "CASE WHEN kind = 'embedding' THEN \(column) ELSE 0 END" }
 }
 
 /// One group of a totals query.

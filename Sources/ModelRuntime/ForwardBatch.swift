@@ -11,6 +11,9 @@ package struct ForwardBatch: Sendable {
     package var sequenceIndex: [Int] = []       // [tokenCount], an index into blockTables
     package var blockTables: [[BlockID]] = []   // [sequenceCount][blocks]
     package var logitRows: [Int] = []           // token indices whose logits the step returns, in order
+    /// Token indices whose final hidden state (the normed residual the LM head reads) the step returns, in
+    /// order: what an embedding request pools.
+    package var hiddenRows: [Int] = []
 
     package init() {}
 

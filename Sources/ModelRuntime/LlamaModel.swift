@@ -44,8 +44,14 @@ package final class LlamaModel: @unchecked Sendable {
 
     /// Runs one step. Returns logits [batch.logitRows.count, vocabSize], row-major.
     package func forward(_ batch: ForwardBatch, kv: KVStore) throws -> [Float] {
+        try forwardStep(batch, kv: kv).logits
+    }
+
+    /// Runs one step. Returns logits [batch.logitRows.count, vocabSize] and hidden states
+    /// [batch.hiddenRows.count, embeddingLength] (rmsnorm(x) * output_norm), both row-major.
+    package func forwardStep(_ batch: ForwardBatch, kv: KVStore) throws -> (logits: [Float], hidden: [Float]) {
         let c = config, n = batch.tokenCount
-        guard n > 0 else { return [] }
+        guard n > 0 else { return ([], []) }
         for p in batch.positions where p >= c.contextLength {
             throw RuntimeError.contextExceeded(position: p, contextLength: c.contextLength)
         }
@@ -94,15 +100,22 @@ package final class LlamaModel: @unchecked Sendable {
             }
         }
 
+        // hidden [rows, e] = rmsnorm(x) * output_norm for the rows an embedding pools
+        var hidden = [Float](repeating: 0, count: batch.hiddenRows.count * e)
+        hidden.withUnsafeMutableBufferPointer { out in
+            for (i, t) in batch.hiddenRows.enumerated() {
+                rmsNorm(w.x + t * e, weight: weights.outputNorm, into: out.baseAddress! + i * e, count: e, epsilon: c.rmsNormEpsilon)
+            }
+        }
         // logits [r, vocab] = Wout · rmsnorm(x) * output_norm, for the r rows that need them
         let r = batch.logitRows.count
-        guard r > 0 else { return [] }
+        guard r > 0 else { return ([], hidden) }
         for (i, t) in batch.logitRows.enumerated() {
             (w.x2 + i * e).update(from: w.x + t * e, count: e)
         }
         prepareInput(w.x2, norm: weights.outputNorm, tokens: r, width: e)
         matmul([(weights.output, w.logits)], input: w.h, tokens: r)
-        return Array(UnsafeBufferPointer(start: w.logits, count: r * c.vocabSize))
+        return (Array(UnsafeBufferPointer(start: w.logits, count: r * c.vocabSize)), hidden)
     }
 
     // MARK: Steps

@@ -72,6 +72,7 @@ package func buildRouter(
     v1.get("models/:id") { _, context -> Response in try service.model(id: context.parameters.require("id")) }
     v1.post("completions") { request, context -> Response in try await service.completions(request, context) }
     v1.post("chat/completions") { request, context -> Response in try await service.chatCompletions(request, context) }
+    v1.post("embeddings") { request, context -> Response in try await service.embeddings(request, context) }
     v1.post("outcomes") { request, context -> Response in try await service.postOutcome(request, context) }
     return router
 }

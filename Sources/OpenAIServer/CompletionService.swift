@@ -77,7 +77,7 @@ struct CompletionService: Sendable {
 
     /// A request's `model` must be the served name or one of its aliases (`--alias`); omitted, it is the
     /// served model.
-    private func checkModel(_ name: String?, param: String? = "model") throws {
+    func checkModel(_ name: String?, param: String? = "model") throws {
         guard let name, name != modelName, !config.modelAliases.contains(name) else { return }
         throw APIError.modelNotFound(name, served: modelName, param: param)
     }
@@ -184,7 +184,7 @@ struct CompletionService: Sendable {
         }
     }
 
-    private func withBOS(_ tokens: [TokenID]) -> [TokenID] {
+    func withBOS(_ tokens: [TokenID]) -> [TokenID] {
         guard tokenizer.addBOS, let bos = tokenizer.bosTokenID, tokens.first != bos else { return tokens }
         return [bos] + tokens
     }
@@ -239,7 +239,7 @@ struct CompletionService: Sendable {
                                   wantLogprobs: topLogprobs != nil, promptParam: promptParam)
     }
 
-    private static func randomID() -> String {
+    static func randomID() -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         return String((0..<24).map { _ in alphabet.randomElement()! })
     }
@@ -372,6 +372,8 @@ struct CompletionService: Sendable {
                 switch event {
                 case .promptLogprobs(let scored):
                     try await sendEcho(scored)
+                case .embedding:
+                    continue  // only embedding requests get one
                 case .token where stoppedByString:
                     continue
                 case .token(let token, let logprob):

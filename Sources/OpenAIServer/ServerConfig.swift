@@ -59,6 +59,13 @@ package struct ServerConfig: Sendable {
     /// This server's name in a fleet (`--replica`, default the host name), stored with each usage record.
     package var replica: String?
 
+    // MARK: Embeddings
+    /// How /v1/embeddings pools a prompt's hidden states (`--pooling`; default the model's
+    /// `pooling_type`, else last).
+    package var embeddingPooling: Pooling = .last
+    /// Values per embedding (the model's embedding length); 0: unknown, `dimensions` is not checked.
+    package var embeddingWidth = 0
+
     package init() {}
 }
 

@@ -23,6 +23,7 @@ final class UsageRecorder: Sendable {
     private let tags: [String]
     private let session: String?
     private let replica: String?
+    private let kind: UsageKind?
     private let meter: Meter?
     private let metrics: ServerMetrics
     private let logger: Logger
@@ -39,8 +40,8 @@ final class UsageRecorder: Sendable {
     private let state = Mutex(State.running(waiters: []))
 
     init(requestID: RequestID, arrival: ContinuousClock.Instant, model: String, modelShape: ModelShape,
-         tenant: String?, user: String?, tags: [String], session: String?, replica: String? = nil, meter: Meter?, metrics: ServerMetrics,
-         logger: Logger = Logger(label: "tally")) {
+         tenant: String?, user: String?, tags: [String], session: String?, replica: String? = nil, kind: UsageKind? = nil,
+         meter: Meter?, metrics: ServerMetrics, logger: Logger = Logger(label: "tally")) {
         self.requestID = requestID
         self.arrival = arrival
         self.model = model
@@ -50,6 +51,7 @@ final class UsageRecorder: Sendable {
         self.tags = tags
         self.session = session
         self.replica = replica
+        self.kind = kind
         self.meter = meter
         self.metrics = metrics
         self.logger = logger
@@ -98,7 +100,7 @@ final class UsageRecorder: Sendable {
         let ended = await self.ended()
         var cost: JSON?
         if let meter, let write = ended.write {
-            cost = Self.costJSON(await write.value, pricing: meter.pricing)
+            cost = Self.costJSON(await write.value, pricing: meter.pricing, embedding: kind == .embedding)
         }
         return Self.usageJSON(ended.stats, cost: cost)
     }
@@ -129,7 +131,7 @@ final class UsageRecorder: Sendable {
                            user: user, tags: tags, session: session, replica: replica, promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens,
                            cacheWriteTokens: stats.cacheWriteTokens, generatedTokens: stats.generatedTokens,
                            queueMicros: stats.queueMicros, prefillMicros: stats.prefillMicros, decodeMicros: stats.decodeMicros,
-                           busyShareMicros: stats.busyShareMicros, finishReason: outcome)
+                           busyShareMicros: stats.busyShareMicros, finishReason: outcome, kind: kind)
     }
 
     private static func usageJSON(_ stats: RequestStats, cost: JSON?) -> JSON {
@@ -161,14 +163,23 @@ final class UsageRecorder: Sendable {
     }
 
     /// `usage.cost`: what this request cost here, on the reference GPU and on each compared API, in USD.
-    private static func costJSON(_ cost: CostModel.RequestCost, pricing: Meter.Pricing) -> JSON {
+    /// An embedding request's API costs are named by the embedding model that priced them.
+    private static func costJSON(_ cost: CostModel.RequestCost, pricing: Meter.Pricing, embedding: Bool) -> JSON {
         func usd(_ nano: Int64) -> JSON { .double(Double(nano) / 1e9) }
+        func name(_ label: String) -> String {
+            guard embedding, let paired = pricing.prices.models.first(where: { $0.label == label })?.embedding else { return label }
+            return paired.label
+        }
+        var seen = Set<String>()
         return .object([
             ("currency", .string("USD")),
             ("local", usd(cost.localNanoUSD)),
             ("gpu_equivalent", usd(cost.gpuNanoUSD)),
-            ("api_equivalent", .object(cost.apis.map { api in
-                (api.model, .object([("standard", usd(api.standardNanoUSD)), ("batch", usd(api.batchNanoUSD))]))
+            ("api_equivalent", .object(cost.apis.compactMap { api in
+                // Several chat models of one provider share its embedding model: named once.
+                let key = name(api.model)
+                guard seen.insert(key).inserted else { return nil }
+                return (key, .object([("standard", usd(api.standardNanoUSD)), ("batch", usd(api.batchNanoUSD))]))
             })),
             ("machine", .string(pricing.machine.name)),
             ("gpu", .string(pricing.gpu.name)),

@@ -141,6 +141,51 @@ package struct CompletionRequest: Decodable, Sendable {
     }
 }
 
+/// The body of /v1/embeddings: one or more inputs, each text or token ids.
+package struct EmbeddingRequest: Decodable, Sendable {
+    package var model: String?
+    package var inputs: [PromptInput]
+    /// "float" (JSON numbers) or "base64" (little-endian float32 bytes, what the openai clients ask for).
+    package var base64: Bool
+    package var dimensions: Int?
+    package var user: String?
+
+    /// OpenAI's limit on inputs per request.
+    package static let maxInputs = 2048
+
+    enum CodingKeys: String, CodingKey { case model, input, user, dimensions, encodingFormat = "encoding_format" }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        if let user, user.utf8.count > GenerationFields.maxUserBytes {
+            throw APIError.invalid("user must be at most \(GenerationFields.maxUserBytes) bytes", param: "user")
+        }
+        dimensions = try c.decodeInteger(.dimensions)
+        switch try c.decodeIfPresent(String.self, forKey: .encodingFormat) ?? "float" {
+        case "float": base64 = false
+        case "base64": base64 = true
+        case let other: throw APIError.invalid("encoding_format is \(other.debugDescription) but must be \"float\" or \"base64\"", param: "encoding_format")
+        }
+        guard c.contains(.input) else { throw APIError.invalid("input is required", param: "input") }
+        if let text = try? c.decode(String.self, forKey: .input) {
+            inputs = [.text(text)]
+        } else if let texts = try? c.decode([String].self, forKey: .input), !texts.isEmpty {
+            inputs = texts.map(PromptInput.text)
+        } else if let ids = try? c.decode([Int32].self, forKey: .input), !ids.isEmpty {
+            inputs = [.tokens(ids)]
+        } else if let lists = try? c.decode([[Int32]].self, forKey: .input), !lists.isEmpty {
+            inputs = lists.map(PromptInput.tokens)
+        } else {
+            throw APIError.invalid("input must be a string, a list of strings, a list of token ids, or a list of lists of token ids, not empty", param: "input")
+        }
+        guard inputs.count <= Self.maxInputs else {
+            throw APIError.invalid("input has \(inputs.count) items but at most \(Self.maxInputs) are allowed per request; split it", param: "input")
+        }
+    }
+}
+
 package struct ChatCompletionRequest: Decodable, Sendable {
     package var fields: GenerationFields
     package var messages: [ChatMessage]

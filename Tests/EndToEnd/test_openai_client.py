@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 import urllib.request
@@ -183,6 +184,34 @@ def test_echo_logprobs_equal_tally_perplexitys_rows(client, tmp_path):
         assert abs(echoed[32 + i] - want) < 1e-4, (i, echoed[32 + i], want)
 
 
+def test_embeddings(client):
+    # The client asks for base64 by default and decodes it; float gives the same values as JSON numbers.
+    texts = ["The cat sat on the mat.", "Stock markets fell sharply today.", "A cat is sitting on a mat."]
+    r = client.embeddings.create(model=MODEL_NAME, input=texts)
+    assert r.object == "list" and r.model == MODEL_NAME
+    assert [d.index for d in r.data] == [0, 1, 2]
+    vectors = [d.embedding for d in r.data]
+    assert all(len(v) == 576 for v in vectors)  # SmolLM2-135M's embedding length
+    assert all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in vectors)
+    assert vectors[0] != vectors[1]
+    floats = client.embeddings.create(model=MODEL_NAME, input=texts[0], encoding_format="float")
+    # JSON numbers are each float32's shortest digits: rounded to float32, the values base64 carried.
+    assert [struct.unpack("<f", struct.pack("<f", x))[0] for x in floats.data[0].embedding] == vectors[0]
+    assert r.usage.prompt_tokens > 3 * 5 and r.usage.total_tokens == r.usage.prompt_tokens
+    cost = r.usage.model_extra["cost"]
+    assert cost["local"] > 0
+    assert set(cost["api_equivalent"]) == {"openai/text-embedding-3-small", "google/gemini-embedding-001", "voyage/voyage-3.5"}
+    small = cost["api_equivalent"]["openai/text-embedding-3-small"]
+    assert small["standard"] == pytest.approx(r.usage.prompt_tokens * 0.02 / 1e6)
+    assert small["batch"] == pytest.approx(r.usage.prompt_tokens * 0.01 / 1e6)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model=MODEL_NAME, input="hi", dimensions=64)
+    assert e.value.body["param"] == "dimensions"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model=MODEL_NAME, input=["ok", ""])
+    assert e.value.body["param"] == "input[1]"
+
+
 def test_bad_request_gets_an_openai_error(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model="smollm", prompt="hi", max_tokens=4, temperature=5)
@@ -220,3 +249,4 @@ def test_sigterm_exits_cleanly(server):
     base, proc = server
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+

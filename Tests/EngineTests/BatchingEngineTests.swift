@@ -33,7 +33,7 @@ final class ThrowingRunner: ModelRunner {
         var tokens = 0
         for try await event in stream {
             switch event {
-            case .promptLogprobs: break
+            case .promptLogprobs, .embedding: break
             case .token: tokens += 1
             case .finished(let reason, _): finish = reason
             }

@@ -48,6 +48,7 @@ final class Collector: @unchecked Sendable {
         for try await event in stream {
             switch event {
             case .promptLogprobs(let p): promptLogprobs.append(p); order.append("prompt")
+            case .embedding: order.append("embedding")
             case .token(let t, let l): tokens.append(t); logprobs.append(l); order.append("token")
             case .finished(let r, let s): finish = (r, s); order.append("finished")
             }

@@ -35,7 +35,7 @@ func collect(_ stream: AsyncThrowingStream<EngineEvent, Error>) async throws -> 
     var finish: (FinishReason, RequestStats)?
     for try await event in stream {
         switch event {
-        case .promptLogprobs: break
+        case .promptLogprobs, .embedding: break
         case .token(let t, _): tokens.append(t)
         case .finished(let r, let s): finish = (r, s)
         }

@@ -73,6 +73,27 @@ import Testing
         #expect(CostModel.apiCostNanoUSD(tokens, price: price, tier: tier) == expected)
     }
 
+    /// An embedding request is priced at its provider's embedding model (shipped table: OpenAI's
+    /// text-embedding-3-small $0.02 / batch $0.01, Google's gemini-embedding-001 $0.15 / $0.075, Voyage's
+    /// voyage-3.5 $0.06 for Anthropic), whatever the chat model; its tokens are not chat input.
+    @Test func embeddingTokensArePricedAtTheProvidersEmbeddingModel() throws {
+        let record = UsageRecord(id: "e", timeMicros: 0, model: "m", promptTokens: 1_000_000, cachedTokens: 4_096,
+                                 generatedTokens: 0, busyShareMicros: 0, kind: .embedding)
+        let billed = CostModel.BilledTokens(record)
+        #expect(billed == .init(uncachedInput: 0, cachedInput: 0, cacheWrite: 0, output: 0, embedding: 1_000_000))
+        let table = PriceTable.shipped
+        func cost(_ model: String, _ tier: PriceTier) throws -> Int64 {
+            CostModel.apiCostNanoUSD(billed, price: try #require(table.models.first { $0.model == model }), tier: tier)
+        }
+        #expect(try cost("gpt-5-nano", .standard) == 20_000_000 && cost("gpt-4o-mini", .batch) == 10_000_000)
+        #expect(try cost("gemini-2.5-flash", .standard) == 150_000_000 && cost("gemini-2.5-flash-lite", .batch) == 75_000_000)
+        #expect(try cost("claude-haiku-4-5", .standard) == 60_000_000 && cost("claude-haiku-4-5", .batch) == 60_000_000)
+        // Without an embedding price an API bills embedding tokens as plain input.
+        var bare = APIPrice(provider: "nobody", model: "x", input: 3_000_000, output: 9_000_000)
+        bare.embedding = nil
+        #expect(CostModel.apiCostNanoUSD(billed, price: bare, tier: .standard) == 3_000_000)
+    }
+
     @Test func billedTokensFromTotalsNeverWriteMoreThanTheUncachedPrompt() {
         var totals = UsageTotals()
         totals.promptTokens = 100

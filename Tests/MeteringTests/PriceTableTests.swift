@@ -13,8 +13,15 @@ import Testing
         #expect(table.source.contains("LiteLLM"))
         #expect(table.models.count == 8)
         let nano = table.models.first { $0.model == "gpt-5-nano" }
-        #expect(nano == APIPrice(provider: "openai", model: "gpt-5-nano", input: 50_000_000, cachedInput: 5_000_000,
-                                 output: 400_000_000, inputBatch: 25_000_000, outputBatch: 200_000_000))
+        var want = APIPrice(provider: "openai", model: "gpt-5-nano", input: 50_000_000, cachedInput: 5_000_000,
+                            output: 400_000_000, inputBatch: 25_000_000, outputBatch: 200_000_000)
+        want.embedding = EmbeddingPrice(provider: "openai", model: "text-embedding-3-small", input: 20_000_000, inputBatch: 10_000_000,
+                                        pairs: ["openai"])
+        #expect(nano == want)
+        // Every shipped API is paired with its provider's embedding model.
+        #expect(table.models.map { $0.embedding?.label } == ["openai/text-embedding-3-small", "openai/text-embedding-3-small",
+            "openai/text-embedding-3-small", "openai/text-embedding-3-small", "openai/text-embedding-3-small",
+            "google/gemini-embedding-001", "google/gemini-embedding-001", "voyage/voyage-3.5"])
         let haiku = table.models.first { $0.model == "claude-haiku-4-5" }
         #expect(haiku?.cacheWrite == 1_250_000_000)
         #expect(haiku?.label == "anthropic/claude-haiku-4-5")

@@ -15,6 +15,30 @@ import Testing
                    machine: hardware.defaultMachine, gpu: hardware.defaultGPU, generatedAtMicros: generatedAt)
     }
 
+    /// An embedding record adds its tokens to the embedding column, not the prompt, and to each API's cost at
+    /// that provider's embedding price: 10,000 tokens x 20e6 (text-embedding-3-small) / 1e6 = 200,000 nUSD
+    /// on top of the generation records' gpt-5-nano cost; the text report shows the column and a note names
+    /// the pairing.
+    @Test func embeddingRecordsArePricedAtEmbeddingModels() {
+        let embedding = UsageRecord(id: "embd-1", timeMicros: Fixtures.nov20 + 10 * Fixtures.hour, model: "smollm2-135m",
+                                    modelShape: Fixtures.smol, promptTokens: 10_000, generatedTokens: 0,
+                                    prefillMicros: 500_000, busyShareMicros: 500_000, kind: .embedding)
+        let report = makeReport(records: Fixtures.records + [embedding], since: Fixtures.nov20, until: Fixtures.nov20 + 2 * 24 * Fixtures.hour,
+                                by: nil, prices: .shipped, machine: Self.hardware.defaultMachine, gpu: Self.hardware.defaultGPU,
+                                generatedAtMicros: Self.generatedAt)
+        let total = report.total
+        #expect(total.requests == 7 && total.promptTokens == 5_764 && total.embeddingTokens == 10_000)
+        #expect(total.totalTokens == 16_624)
+        let nano = total.apis.first { $0.model == "openai/gpt-5-nano" }!
+        #expect(nano.standard.totalNanoUSD == 493_960 + 200_000)
+        // claude-haiku-4-5 -> voyage-3.5 at 60e6: 600,000 nUSD of it.
+        let without = Self.report(by: nil).total.apis.first { $0.model == "anthropic/claude-haiku-4-5" }!.standard.totalNanoUSD
+        let haiku = total.apis.first { $0.model == "anthropic/claude-haiku-4-5" }!
+        #expect(haiku.standard.totalNanoUSD == without + 600_000)
+        #expect(report.notes.contains { $0.hasPrefix("10000 tokens of embedding requests") && $0.contains("openai/gpt-5-nano -> openai/text-embedding-3-small") })
+        #expect(report.renderText().contains("| embedding |") || report.renderText().contains(" embedding "))
+    }
+
     @Test func totalsAreHandChecked() {
         let report = Self.report(by: nil)
         let total = report.total

@@ -12,7 +12,7 @@ import Testing
         let store = try await SQLiteUsageStore.open(path: path)
         #expect(try await store.journalMode() == "wal")
         #expect(try await store.storedSchemaVersion() == SQLiteUsageStore.schemaVersion)
-        #expect(SQLiteUsageStore.schemaVersion == 4)
+        #expect(SQLiteUsageStore.schemaVersion == 5)
         try await store.close()
     }
 
@@ -52,17 +52,18 @@ import Testing
 
     @Test func aVersionOneFileKeepsItsRecordsAndGainsServerRunsSessionsAndOutcomes() async throws {
         // A file written by a build before server runs existed: migration 2 adds the table, migration 3 the
-        // session column and outcomes, migration 4 the replica column; records stay (with neither).
+        // session column and outcomes, migration 4 the replica column, migration 5 the kind column; records
+        // stay (with none of them: kind nil reads as generation).
         let path = try Fixtures.temporaryDirectory().appendingPathComponent("usage.db").path
         let raw = try await SQLiteConnection.open(storage: .file(path: path))
         for statement in SQLiteUsageStore.migrations[0] { _ = try await raw.query(statement) }
         _ = try await raw.query("PRAGMA user_version = 1")
-        let columns = SQLiteUsageStore.columns.dropLast(2)  // version 1 had no session and no replica
+        let columns = SQLiteUsageStore.columns.dropLast(3)  // version 1 had no session, replica or kind
         _ = try await raw.query("INSERT INTO usage (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))",
-                                SQLiteUsageStore.binds(Fixtures.records[0]).dropLast(2))
+                                SQLiteUsageStore.binds(Fixtures.records[0]).dropLast(3))
         try await raw.close()
         let store = try await SQLiteUsageStore.open(path: path)
-        #expect(try await store.storedSchemaVersion() == 4)
+        #expect(try await store.storedSchemaVersion() == 5)
         var old = Fixtures.records[0]
         old.session = nil
         old.replica = nil

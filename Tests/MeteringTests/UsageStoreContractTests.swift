@@ -42,6 +42,29 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         try await store.close()
     }
 
+    /// An embedding request keeps its kind through the store, and totals count its prompt tokens as
+    /// embedding tokens, apart from the generation counts (the SQL split equals the reference's).
+    @Test(arguments: StoreKind.allCases) func embeddingRecordsKeepTheirKindAndTotalsApart(kind: StoreKind) async throws {
+        let store = try await filled(kind)
+        let embedding = UsageRecord(id: "embd-1", timeMicros: Fixtures.nov20 + 10 * Fixtures.hour, model: "smollm2-135m",
+                                    modelShape: Fixtures.smol, tenant: Fixtures.tenantA, promptTokens: 700, cachedTokens: 16,
+                                    generatedTokens: 0, prefillMicros: 90_000, busyShareMicros: 90_000, kind: .embedding)
+        let generation = UsageRecord(id: "req-7", timeMicros: Fixtures.nov20 + 11 * Fixtures.hour, model: "smollm2-135m",
+                                     promptTokens: 10, generatedTokens: 5, busyShareMicros: 1_000, kind: .generation)
+        try await store.append(embedding)
+        try await store.append(generation)
+        #expect(try await store.record(id: "embd-1") == embedding)
+        #expect(try await store.record(id: "req-7") == generation)
+        let all = Fixtures.records + [embedding, generation]
+        for grouping in [Grouping?.none, .tenant, .day] {
+            #expect(try await store.totals(in: .all, tenant: nil, by: grouping) == UsageGroup.group(all, by: grouping))
+        }
+        let totals = try #require(try await store.totals(in: .all, tenant: Fixtures.tenantA, by: nil).first?.totals)
+        #expect(totals.embeddingTokens == 700)
+        #expect(totals.promptTokens == Fixtures.records.filter { $0.tenant == Fixtures.tenantA }.reduce(0) { $0 + $1.promptTokens })
+        try await store.close()
+    }
+
     @Test(arguments: StoreKind.allCases) func unusualTextSurvives(kind: StoreKind) async throws {
         let store = try await kind.make()
         let record = UsageRecord(id: "req-'quote\"", timeMicros: 1, model: "m", tenant: "sha256:00", user: "Zoë; DROP TABLE usage",

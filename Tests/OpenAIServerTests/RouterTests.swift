@@ -534,7 +534,7 @@ final class LockedBox<Value: Sendable>: Sendable {
 
     @Test func unknownRouteIsA404Envelope() async throws {
         try await makeApp(try sentenceEngine()).test(.router) { client in
-            let response = try await client.execute(uri: "/v1/embeddings", method: .post)
+            let response = try await client.execute(uri: "/v1/audio/speech", method: .post)
             #expect(response.status == .notFound)
             #expect(try response.errorObject()["code"] as? String == "not_found")
         }
