@@ -217,7 +217,7 @@ struct Serve: AsyncParsableCommand {
             for (i, key) in config.apiKeys.enumerated() { logger.info("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
-        config.embeddingPooling = pooling ?? Self.modelPooling(llama) ?? .last
+        config.embeddingPooling = pooling ?? Pooling(metadata: llama.file.metadata, architecture: llama.config.architecture) ?? .last
         config.embeddingWidth = llama.config.embeddingLength
         config.replica = replica ?? ProcessInfo.processInfo.hostName
         config.sharedPrefixCache = sharedPrefixCache
@@ -256,14 +256,6 @@ struct Serve: AsyncParsableCommand {
 
 extension KVType: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
-
-extension Serve {
-    /// The pooling an embedding model's GGUF names (`<arch>.pooling_type`); nil when it names none.
-    static func modelPooling(_ llama: LlamaModel) -> Pooling? {
-        let key = "\(llama.config.architecture).pooling_type"
-        return (try? llama.file.metadata.integer(key)).flatMap(Pooling.init(ggufPoolingType:))
-    }
-}
 extension LogFormat: ExpressibleByArgument {}
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 

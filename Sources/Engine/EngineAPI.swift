@@ -76,6 +76,13 @@ package enum Pooling: String, Sendable, CaseIterable {
         default: return nil
         }
     }
+
+    /// The pooling a model's metadata names (`<architecture>.pooling_type`, as embedding models carry it);
+    /// nil when it names none.
+    package init?(metadata: GGUFMetadata, architecture: String) {
+        guard let value = try? metadata.integer("\(architecture).pooling_type") else { return nil }
+        self.init(ggufPoolingType: value)
+    }
 }
 
 package struct TokenLogprob: Sendable, Equatable {

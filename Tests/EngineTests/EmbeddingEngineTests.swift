@@ -55,6 +55,24 @@ import TestSupport
         return (try #require(vector), try #require(stats))
     }
 
+    /// An embedding model's GGUF names its pooling (llama.cpp's enum: 1 mean, 2 cls, 3 last); a chat model's
+    /// names none, and 0 (none) or 4 (rank) are not poolings for /v1/embeddings.
+    @Test func thePoolingComesFromTheModelsMetadata() throws {
+        var metadata = GGUFMetadata()
+        #expect(Pooling(metadata: metadata, architecture: "qwen3") == nil)
+        for (value, want) in [(1, Pooling.mean), (2, .cls), (3, .last)] {
+            metadata.set("qwen3.pooling_type", .uint32(UInt32(value)))
+            #expect(Pooling(metadata: metadata, architecture: "qwen3") == want)
+            #expect(Pooling(metadata: metadata, architecture: "llama") == nil)
+        }
+        for value: UInt32 in [0, 4, 9] {
+            metadata.set("qwen3.pooling_type", .uint32(value))
+            #expect(Pooling(metadata: metadata, architecture: "qwen3") == nil)
+        }
+        let tiny = try GGUFFile(path: Self.path)
+        #expect(Pooling(metadata: tiny.metadata, architecture: "llama") == nil)
+    }
+
     @Test(arguments: Pooling.allCases)
     func eachPoolingEqualsThePoolOfOneForwardPass(pooling: Pooling) async throws {
         // Steps of at most 8 tokens: the 23-token prompt is prefilled in 3 chunks.
