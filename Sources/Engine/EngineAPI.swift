@@ -29,6 +29,9 @@ package struct EngineRequest: Sendable {
     /// generated and maxTokens must be 0. Mean and first pooling take nothing from the prefix cache (they
     /// need every pooled position's state); last pooling does, as its last position is always computed.
     package var pooling: Pooling?
+    /// JSON mode (`response_format: json_object`): each token is drawn from those that keep the output a
+    /// prefix of one JSON object, and the request finishes (`.stop`) when the object closes.
+    package var constraint: JSONConstraint?
     /// When the request reached the server; queue time counts from here.
     package var arrival: ContinuousClock.Instant
     /// Prefix-cache scope: only requests with the same salt share cached blocks (nil: the shared scope). The

@@ -426,6 +426,7 @@ package final class EngineCore {
                         let wantLogprobs = seq.request.topLogprobs
                         let original = wantLogprobs != nil ? rowLogits : []
                         if seq.request.ignoreEOS { for id in seq.request.stopTokenIDs where Int(id) < v { rowLogits[Int(id)] = -.infinity } }
+                        if let constraint = seq.request.constraint { rowLogits.withUnsafeMutableBufferPointer { constraint.mask($0) } }
                         let token = rowLogits.withUnsafeMutableBufferPointer { seq.sampler.sample($0) }
                         var logprob: TokenLogprob? = nil
                         if let top = wantLogprobs {
@@ -434,6 +435,10 @@ package final class EngineCore {
                         }
                         seq.sampler.accept(token)
                         out[i].append((token, logprob))
+                        if let constraint = seq.request.constraint {
+                            constraint.accept(token)
+                            if constraint.isComplete { break }  // the object closed: nothing may follow
+                        }
                         if j == seq.draft.count || token != seq.draft[j] { break }
                     }
                 }
@@ -463,7 +468,7 @@ package final class EngineCore {
                 snapshotCounters.acceptedDraftTokens += accepted
             }
             var finished = false
-            for (token, logprob) in picks[i] where !finished {
+            for (k, (token, logprob)) in picks[i].enumerated() where !finished {
                 seq.tokens.append(token)
                 seq.generated += 1
                 if seq.firstTokenMicros == nil { seq.firstTokenMicros = now }
@@ -471,6 +476,9 @@ package final class EngineCore {
                 seq.request.onToken?(token)
                 seq.continuation?.yield(.token(token, logprob))
                 if !seq.request.ignoreEOS && seq.request.stopTokenIDs.contains(token) {
+                    finishRunning(seq, .stop)
+                    finished = true
+                } else if seq.request.constraint?.isComplete == true && k == picks[i].count - 1 {
                     finishRunning(seq, .stop)
                     finished = true
                 } else if seq.generated >= seq.request.maxTokens || seq.tokens.count >= runner.contextLength {

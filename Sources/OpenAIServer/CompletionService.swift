@@ -51,6 +51,8 @@ struct CompletionService: Sendable {
     let tokenizer: Tokenizer
     let modelName: String
     let chatTemplate: ChatTemplate
+    /// The vocabulary as JSON mode's token mask reads it (made once, when the service is).
+    let jsonVocabulary: ConstraintVocabulary
     let metrics: ServerMetrics
     let rateLimiter: RateLimiter
     /// When the server started: the `created` of the model object (a completion's is its request's time).
@@ -138,11 +140,12 @@ struct CompletionService: Sendable {
         }
         // Special-token text inside a message is the user's text, never a turn marker (no forged roles).
         let promptTokens = withBOS(tokenizer.encode(template.renderMarked(wire.messages, addGenerationPrompt: true)))
-        let prepared = try prepare(wire.fields, promptTokens: promptTokens, promptParam: "messages",
+        var prepared = try prepare(wire.fields, promptTokens: promptTokens, promptParam: "messages",
                                    maxTokens: wire.maxCompletionTokens ?? wire.fields.maxTokens,
                                    maxTokensParam: wire.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens",
                                    topLogprobs: wire.logprobs ? (wire.topLogprobs ?? 0) : nil, echoText: nil,
                                    idPrefix: "chatcmpl-", arrival: arrival)
+        if wire.jsonObject { prepared.engineRequest.constraint = JSONConstraint(vocabulary: jsonVocabulary) }
         let shape = ResponseShape.chat(id: prepared.engineRequest.id, created: created, model: modelName, tokenizer: tokenizer)
         return try await respond(prepared, shape: shape, request: request, context: context)
     }

@@ -48,10 +48,11 @@ struct UnimplementedField: Sendable {
     ]
 
     static let chat: [Self] = common + [
-        Self(name: "response_format", what: "structured (JSON) output") { c, key in
+        // JSON mode is implemented; a JSON schema is not yet.
+        Self(name: "response_format", what: "output to a JSON schema; {\"type\": \"json_object\"} is supported") { c, key in
             guard let format = try? c.nestedContainer(keyedBy: FieldKey.self, forKey: key) else { return false }
             return format.allKeys.map(\.stringValue) == ["type"]
-                && (try? format.decode(String.self, forKey: FieldKey(stringValue: "type"))) == "text"
+                && ["text", "json_object"].contains((try? format.decode(String.self, forKey: FieldKey(stringValue: "type"))) ?? "")
         },
         .empty("tools", "tool calling"),
         .value("tool_choice", "tool calling", accepting: ["none"]),

@@ -194,11 +194,15 @@ package struct ChatCompletionRequest: Decodable, Sendable {
     package var maxCompletionTokens: Int?
     /// A chat template name for this request, overriding the server's (non-standard, as vLLM's).
     package var chatTemplate: String?
+    /// `response_format: {"type": "json_object"}`: the reply is one JSON object (JSON mode).
+    package var jsonObject = false
 
     enum CodingKeys: String, CodingKey {
         case messages, logprobs
         case topLogprobs = "top_logprobs", maxCompletionTokens = "max_completion_tokens", chatTemplate = "chat_template"
+        case responseFormat = "response_format"
     }
+    enum FormatKeys: String, CodingKey { case type }
 
     enum MessageKeys: String, CodingKey { case role, content }
     /// Roles a message may have (`developer` is read as `system`; `tool` needs tool calling, not implemented).
@@ -213,6 +217,11 @@ package struct ChatCompletionRequest: Decodable, Sendable {
         topLogprobs = try c.decodeInteger(.topLogprobs)
         maxCompletionTokens = try c.decodeInteger(.maxCompletionTokens)
         chatTemplate = try c.decodeIfPresent(String.self, forKey: .chatTemplate)
+        // UnimplementedField.chat let only {"type": "text"} and {"type": "json_object"} through.
+        if c.contains(.responseFormat), try !c.decodeNil(forKey: .responseFormat) {
+            let format = try c.nestedContainer(keyedBy: FormatKeys.self, forKey: .responseFormat)
+            jsonObject = try format.decodeIfPresent(String.self, forKey: .type) == "json_object"
+        }
         guard c.contains(.messages) else { throw APIError.invalid("messages is required", param: "messages") }
         var list = try c.nestedUnkeyedContainer(forKey: .messages)
         messages = []

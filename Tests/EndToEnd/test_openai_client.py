@@ -56,7 +56,7 @@ def test_a_completion_is_created_at_its_request_time(client):
 
 
 @pytest.mark.parametrize("endpoint,field,value", [
-    ("chat", "response_format", {"type": "json_object"}),
+    ("chat", "response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}),
     ("chat", "tools", [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]),
     ("chat", "tool_choice", "auto"),
     ("chat", "logit_bias", {"42": 5}),
@@ -210,6 +210,31 @@ def test_embeddings(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.embeddings.create(model=MODEL_NAME, input=["ok", ""])
     assert e.value.body["param"] == "input[1]"
+
+
+def test_json_mode_replies_are_json_objects(client):
+    # Greedy and sampled, streamed and not: a reply that stops is one JSON object; one cut by max_tokens
+    # is a prefix of one (finish_reason "length").
+    stopped = 0
+    question = [{"role": "user", "content": "Describe a cat as a JSON object with its name, age and colour."}]
+    for seed, temperature, stream in [(0, 0.0, False), (1, 0.8, False), (2, 1.0, True), (3, 0.8, True), (4, 1.0, False)]:
+        if stream:
+            chunks = list(client.chat.completions.create(model=MODEL_NAME, messages=question, max_tokens=160, seed=seed,
+                                                         temperature=temperature, response_format={"type": "json_object"},
+                                                         stream=True))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason][-1]
+        else:
+            r = client.chat.completions.create(model=MODEL_NAME, messages=question, max_tokens=160, seed=seed,
+                                               temperature=temperature, response_format={"type": "json_object"})
+            text, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        if finish == "stop":
+            stopped += 1
+            assert isinstance(json.loads(text), dict), text
+        else:
+            assert finish == "length", finish
+            assert text.lstrip().startswith("{"), text
+    assert stopped >= 3
 
 
 def test_bad_request_gets_an_openai_error(client):

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""What JSON mode costs in decode speed: the same chat requests with and without
+`response_format: {"type": "json_object"}`, one at a time and alternating (A B A B ...), decode tokens per
+second from each response's `usage.timings`, medians and their ratio. Also counts how many JSON-mode
+replies parsed as one object (the rest hit max_tokens).
+
+    python3 bench/structured/json_mode.py --tally .build/release/tally [--pairs 12] [--max-tokens 128]
+
+The server it starts listens on 127.0.0.1 without metering and is stopped by its PID.
+"""
+import argparse, json, os, signal, socket, statistics, subprocess, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUESTIONS = [
+    "Describe a cat as a JSON object with its name, age and colour.",
+    "Give the capital, population and languages of France as JSON.",
+    "List three fruits with their colours as a JSON object.",
+    "Return a JSON object describing a book: title, author, year and genres.",
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tally", default=os.path.join(ROOT, ".build/release/tally"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf"))
+    ap.add_argument("--pairs", type=int, default=12)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([a.tally, "serve", "--model", a.model, "--port", str(port), "--threads", str(a.threads),
+                             "--no-metering", "--no-prefix-cache", "--log-level", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    speeds = {False: [], True: []}
+    parsed = 0
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+
+        def ask(i, json_mode):
+            body = {"messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}], "max_tokens": a.max_tokens,
+                    "temperature": 0.8, "seed": i}
+            if json_mode:
+                body["response_format"] = {"type": "json_object"}
+            request = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(request, timeout=300).read())
+
+        for i in range(a.pairs):
+            for json_mode in ([False, True] if i % 2 == 0 else [True, False]):
+                r = ask(i, json_mode)
+                speeds[json_mode].append(r["usage"]["timings"]["generated_tokens_per_second"])
+                if json_mode and r["choices"][0]["finish_reason"] == "stop":
+                    json.loads(r["choices"][0]["message"]["content"])
+                    parsed += 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    plain, constrained = statistics.median(speeds[False]), statistics.median(speeds[True])
+    print(f"{a.pairs} pairs, max_tokens {a.max_tokens}, temperature 0.8, {a.threads} threads")
+    print(f"decode tokens/s (median): plain {plain:.1f}, JSON mode {constrained:.1f}, ratio {constrained / plain:.2f}")
+    print(f"JSON-mode replies that closed their object and parsed: {parsed} of {a.pairs}")
+
+
+if __name__ == "__main__":
+    main()
