@@ -49,6 +49,33 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
     return out
 }
 
+/// Up to three sequences (at most 64 tokens each) in one step on one KV store with interleaved blocks, then
+/// one decode step for all, give each sequence's logits alone to the bit.
+func expectSameLogitsAloneOrBatched(_ model: LlamaModel, _ sequences: [[Int32]], kvType: KVType, label: String) throws {
+    let alone = try sequences.map { try logitsOfAllPositions(model, $0, kvType: kvType) }
+    let kv = KVStore(config: model.config, blockCount: 12, blockSize: 16, type: kvType)
+    let tables: [[BlockID]] = [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    var batch = ForwardBatch()
+    for (s, seq) in sequences.enumerated() { batch.append(sequence: seq, from: 0, blockTable: tables[s], wantLogits: false) }
+    batch.logitRows = Array(0..<batch.tokenCount)
+    let logits = try model.forward(batch, kv: kv)
+    let v = model.config.vocabSize
+    var row = 0
+    for (s, seq) in sequences.enumerated() {
+        for p in 0..<seq.count {
+            #expect(Array(logits[row * v..<(row + 1) * v]) == alone[s][p], "\(label) sequence \(s) position \(p)")
+            row += 1
+        }
+    }
+    var decode = ForwardBatch()
+    for (s, seq) in sequences.enumerated() { decode.append(sequence: [42], from: seq.count, blockTable: tables[s], wantLogits: true) }
+    let next = try model.forward(decode, kv: kv)
+    for (s, seq) in sequences.enumerated() {
+        let single = try logitsOfAllPositions(model, seq + [42], kvType: kvType).last!
+        #expect(Array(next[s * v..<(s + 1) * v]) == single, "\(label) decode of sequence \(s)")
+    }
+}
+
 @Suite struct ForwardTests {
     @Test(arguments: ["f32", "q8_0"])
     func logitsMatchTheNumpyForwardPass(kind: String) throws {
@@ -90,31 +117,7 @@ func logitsOfAllPositions(_ model: LlamaModel, _ tokens: [Int32], chunk: Int = .
 
     @Test(arguments: ["f32", "q8_0"], [KVType.f32, .f16])  // Q8_0 KV: QuantizedKVTests (16-wide heads here)
     func sameLogitsAloneOrBatchedWithOthers(kind: String, kvType: KVType) throws {
-        let model = try loadTiny(kind)
-        let alone = try Self.sequences.map { try logitsOfAllPositions(model, $0, kvType: kvType) }
-        // All three sequences in one step, on one KV store, with interleaved blocks.
-        let kv = KVStore(config: model.config, blockCount: 12, blockSize: 16, type: kvType)
-        let tables: [[BlockID]] = [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
-        var batch = ForwardBatch()
-        for (s, seq) in Self.sequences.enumerated() { batch.append(sequence: seq, from: 0, blockTable: tables[s], wantLogits: false) }
-        batch.logitRows = Array(0..<batch.tokenCount)
-        let logits = try model.forward(batch, kv: kv)
-        let v = model.config.vocabSize
-        var row = 0
-        for (s, seq) in Self.sequences.enumerated() {
-            for p in 0..<seq.count {
-                #expect(Array(logits[row * v..<(row + 1) * v]) == alone[s][p], "\(kind) sequence \(s) position \(p)")
-                row += 1
-            }
-        }
-        // Then a decode step for all three at once equals each one's next position alone.
-        var decode = ForwardBatch()
-        for (s, seq) in Self.sequences.enumerated() { decode.append(sequence: [42], from: seq.count, blockTable: tables[s], wantLogits: true) }
-        let next = try model.forward(decode, kv: kv)
-        for (s, seq) in Self.sequences.enumerated() {
-            let single = try logitsOfAllPositions(model, seq + [42], kvType: kvType).last!
-            #expect(Array(next[s * v..<(s + 1) * v]) == single, "\(kind) decode of sequence \(s)")
-        }
+        try expectSameLogitsAloneOrBatched(loadTiny(kind), Self.sequences, kvType: kvType, label: kind)
     }
 
     @Test(arguments: ["f32", "q8_0"], [KVType.f32, .f16])  // Q8_0 KV: QuantizedKVTests (16-wide heads here)

@@ -50,33 +50,13 @@ import Tokenization
     /// equal each sequence alone; chunked prefill equals prefill at once; 1 and 2 threads agree.
     @Test func aSequenceGetsTheSameLogitsAloneBatchedOrChunked() throws {
         guard let model = try Self.load() else { return }
-        let alone = try Self.sequences.map { try logitsOfAllPositions(model, $0, kvType: .q8_0) }
-        let kv = KVStore(config: model.config, blockCount: 12, blockSize: 16, type: .q8_0)
-        let tables: [[BlockID]] = [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
-        var batch = ForwardBatch()
-        for (s, seq) in Self.sequences.enumerated() { batch.append(sequence: seq, from: 0, blockTable: tables[s], wantLogits: false) }
-        batch.logitRows = Array(0..<batch.tokenCount)
-        let logits = try model.forward(batch, kv: kv)
-        let v = model.config.vocabSize
-        var row = 0
-        for (s, seq) in Self.sequences.enumerated() {
-            for p in 0..<seq.count {
-                #expect(Array(logits[row * v..<(row + 1) * v]) == alone[s][p], "sequence \(s) position \(p)")
-                row += 1
-            }
-        }
-        var decode = ForwardBatch()
-        for (s, seq) in Self.sequences.enumerated() { decode.append(sequence: [42], from: seq.count, blockTable: tables[s], wantLogits: true) }
-        let next = try model.forward(decode, kv: kv)
-        for (s, seq) in Self.sequences.enumerated() {
-            let single = try logitsOfAllPositions(model, seq + [42], kvType: .q8_0).last!
-            #expect(Array(next[s * v..<(s + 1) * v]) == single, "decode of sequence \(s)")
-        }
+        try expectSameLogitsAloneOrBatched(model, Self.sequences, kvType: .q8_0, label: "q8_0")
+        let alone = try logitsOfAllPositions(model, Self.sequences[0], kvType: .q8_0)
         for chunk in [1, 7] {
-            #expect(try logitsOfAllPositions(model, Self.sequences[0], chunk: chunk, kvType: .q8_0) == alone[0], "chunk \(chunk)")
+            #expect(try logitsOfAllPositions(model, Self.sequences[0], chunk: chunk, kvType: .q8_0) == alone, "chunk \(chunk)")
         }
         let oneThread = try #require(try Self.load(threads: 1))
-        #expect(try logitsOfAllPositions(oneThread, Self.sequences[0], kvType: .q8_0) == alone[0])
+        #expect(try logitsOfAllPositions(oneThread, Self.sequences[0], kvType: .q8_0) == alone)
     }
 
     /// Over the first 300 positions of English text: the next-token distribution with a Q8_0 cache against
