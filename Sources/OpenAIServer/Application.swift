@@ -2,12 +2,10 @@
 // `buildApplication` is separate from any @main so tests build the very same app the binary serves.
 
 import Engine
-import GGUF
 import Hummingbird
 import HummingbirdCore
 import Metering
 import NIOCore
-import Sampling
 import ServiceLifecycle
 import Tokenization
 
@@ -54,17 +52,10 @@ package func buildRouter(
     let template = try config.chatTemplateOverride.map { try ChatTemplate.named($0) }
         ?? ChatTemplate.detect(tokenizer.chatTemplate).template
     let service = CompletionService(config: config, engine: engine, tokenizer: tokenizer, modelName: modelName,
-                                    chatTemplate: template, jsonVocabulary: jsonVocabulary(tokenizer), metrics: metrics,
+                                    chatTemplate: template, jsonVocabulary: JSONVocabulary(tokenizer: tokenizer), metrics: metrics,
                                     rateLimiter: RateLimiter(config.rateLimits, now: config.clockMicros))
 
     let router = Router(context: ServerRequestContext.self)
-    /// Each token's text for JSON mode's mask; control and unknown tokens have none (JSON text never holds them).
-    func jsonVocabulary(_ tokenizer: Tokenizer) -> ConstraintVocabulary {
-        ConstraintVocabulary(tokenBytes: (0..<tokenizer.vocabularySize).map { id in
-            let type = tokenizer.tokenType(TokenID(id))
-            return type == .control || type == .unknown ? [] : tokenizer.pieceBytes(TokenID(id))
-        })
-    }
     router.add(middleware: ErrorMiddleware<ServerRequestContext>(maxBodyBytes: config.maxBodyBytes, metrics: metrics))
     router.get("health") { _, _ -> Response in
         let ready = config.readiness.isReady

@@ -9,6 +9,7 @@ import HTTPTypes
 import Hummingbird
 import Metering
 import Sampling
+import Synchronization
 import Tokenization
 
 /// A validated generation request, ready for the engine.
@@ -45,14 +46,35 @@ final class StreamHandle: @unchecked Sendable {
     }
 }
 
+/// The model's vocabulary as JSON mode's mask reads it: each token's text (none for control and unknown
+/// tokens, which JSON text never holds), made once, at the first request that needs it.
+final class JSONVocabulary: Sendable {
+    private let tokenizer: Tokenizer
+    private let made = Mutex<ConstraintVocabulary?>(nil)
+
+    init(tokenizer: Tokenizer) { self.tokenizer = tokenizer }
+
+    func get() -> ConstraintVocabulary {
+        made.withLock { made in
+            if let made { return made }
+            let vocabulary = ConstraintVocabulary(tokenBytes: (0..<tokenizer.vocabularySize).map { id in
+                let type = tokenizer.tokenType(TokenID(id))
+                return type == .control || type == .unknown ? [] : tokenizer.pieceBytes(TokenID(id))
+            })
+            made = vocabulary
+            return vocabulary
+        }
+    }
+}
+
 struct CompletionService: Sendable {
     let config: ServerConfig
     let engine: any InferenceEngine
     let tokenizer: Tokenizer
     let modelName: String
     let chatTemplate: ChatTemplate
-    /// The vocabulary as JSON mode's token mask reads it (made once, when the service is).
-    let jsonVocabulary: ConstraintVocabulary
+    /// The vocabulary as JSON mode's token mask reads it (made at the first JSON-mode request).
+    let jsonVocabulary: JSONVocabulary
     let metrics: ServerMetrics
     let rateLimiter: RateLimiter
     /// When the server started: the `created` of the model object (a completion's is its request's time).
@@ -145,7 +167,7 @@ struct CompletionService: Sendable {
                                    maxTokensParam: wire.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens",
                                    topLogprobs: wire.logprobs ? (wire.topLogprobs ?? 0) : nil, echoText: nil,
                                    idPrefix: "chatcmpl-", arrival: arrival)
-        if wire.jsonObject { prepared.engineRequest.constraint = JSONConstraint(vocabulary: jsonVocabulary) }
+        if wire.jsonObject { prepared.engineRequest.constraint = JSONConstraint(vocabulary: jsonVocabulary.get()) }
         let shape = ResponseShape.chat(id: prepared.engineRequest.id, created: created, model: modelName, tokenizer: tokenizer)
         return try await respond(prepared, shape: shape, request: request, context: context)
     }
