@@ -57,8 +57,9 @@ import Testing
             let clock = ContinuousClock()
             let start = clock.now
             let record = try await run(["slow one"], requests: 4, clients: 2, timeLimit: 0.5, url: url)
-            // The stub answers after 3 s; the run ends at its 0.5 s bound (with room for a busy machine).
-            #expect(clock.now - start < .seconds(2.5))
+            // The stub answers after 10 s; the run ends at its 0.5 s bound. The room is for a busy machine:
+            // with CPU-bound tests on both cores of the test pool, the bound's timer has run seconds late.
+            #expect(clock.now - start < .seconds(8))
             #expect(record.hitTimeLimit)
             let summary = RunSummary(record)
             #expect(summary.completed == 0)

@@ -2,7 +2,7 @@
 // number of chunks, known usage, a comment line and chunks split mid-line, and fails on request.
 //
 // The prompt text picks the behaviour: "fail" -> HTTP 500; "drop" -> one chunk, then the stream ends
-// without [DONE]; "slow" -> waits 3 s before answering; anything else -> `chunks` chunks, usage, [DONE].
+// without [DONE]; "slow" -> waits 10 s before answering; anything else -> `chunks` chunks, usage, [DONE].
 
 import Foundation
 import Hummingbird
@@ -23,7 +23,7 @@ struct StubServer {
                 return Response(status: .internalServerError, headers: [.contentType: "application/json"],
                                 body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"stub failure"}}"#)))
             }
-            if prompt.contains("slow") { try await Task.sleep(for: .seconds(3)) }
+            if prompt.contains("slow") { try await Task.sleep(for: .seconds(10)) }
             let promptTokens = prompt.split(separator: " ").count
             return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": stub keep-alive comment\n\n"))
