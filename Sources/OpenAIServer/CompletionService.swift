@@ -272,15 +272,8 @@ struct CompletionService: Sendable {
     private func respond(_ prepared: PreparedGeneration, shape: ResponseShape, request: Request,
                          context: ServerRequestContext) async throws -> Response {
         var prepared = prepared
-        let tenant = tenant(of: context)
-        let tags = UsageRecord.parseTags(header: request.headers[Self.tagsHeader])
-        let session = request.headers[Self.sessionHeader]
-        if let session, !UsageRecord.isValidName(session) {
-            throw APIError.invalid("the \(Self.sessionHeader) header must be 1-\(UsageRecord.maxNameLength) visible ASCII characters",
-                                   param: Self.sessionHeader.rawName, code: "invalid_header")
-        }
+        let (tenant, tags, session) = try await caller(request, context)
         let meter = config.meter
-        if let meter, config.requireMetering, await !meter.storeAcceptsWork() { throw APIError.meteringUnavailable }
         if let meter {
             switch await meter.admit(tenant: tenant, requestedMaxOutputTokens: prepared.requestedMaxTokens) {
             case .reject(let message):
@@ -347,6 +340,19 @@ struct CompletionService: Sendable {
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             })
+    }
+
+    /// Who is asking and how the request is labelled: its key's tenant, its `X-Tally-Tags` and its
+    /// `X-Tally-Session` (a malformed one is a 400); a 503 while metering is required and the store is down.
+    func caller(_ request: Request, _ context: ServerRequestContext) async throws -> (tenant: String?, tags: [String], session: String?) {
+        let tags = UsageRecord.parseTags(header: request.headers[Self.tagsHeader])
+        let session = request.headers[Self.sessionHeader]
+        if let session, !UsageRecord.isValidName(session) {
+            throw APIError.invalid("the \(Self.sessionHeader) header must be 1-\(UsageRecord.maxNameLength) visible ASCII characters",
+                                   param: Self.sessionHeader.rawName, code: "invalid_header")
+        }
+        if let meter = config.meter, config.requireMetering, await !meter.storeAcceptsWork() { throw APIError.meteringUnavailable }
+        return (tenant(of: context), tags, session)
     }
 
     static let tagsHeader = HTTPField.Name("X-Tally-Tags")!

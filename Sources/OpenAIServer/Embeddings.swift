@@ -40,15 +40,8 @@ extension CompletionService {
             return tokens
         }
 
-        let tenant = tenant(of: context)
-        let tags = UsageRecord.parseTags(header: request.headers[Self.tagsHeader])
-        let session = request.headers[Self.sessionHeader]
-        if let session, !UsageRecord.isValidName(session) {
-            throw APIError.invalid("the \(Self.sessionHeader) header must be 1-\(UsageRecord.maxNameLength) visible ASCII characters",
-                                   param: Self.sessionHeader.rawName, code: "invalid_header")
-        }
+        let (tenant, tags, session) = try await caller(request, context)
         let meter = config.meter
-        if let meter, config.requireMetering, await !meter.storeAcceptsWork() { throw APIError.meteringUnavailable }
         if let meter, case .reject(let message) = await meter.admit(tenant: tenant, requestedMaxOutputTokens: 0) {
             throw APIError.budgetExceeded(message)
         }
