@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     ],
     targets: [
         // Read (mmap) and write GGUF v3; tensor codecs; key strings and tensor names live here.
@@ -47,7 +48,7 @@ let package = Package(
         // Model config, weights as views into the mmap, paged KV storage, the forward pass.
         .target(name: "ModelRuntime", dependencies: ["GGUF", "Kernels"], swiftSettings: optimisedSwift + fuzzed),
         // Logits -> token.
-        .target(name: "Sampling"),
+        .target(name: "Sampling", swiftSettings: optimisedSwift + fuzzed),
         // Requests, scheduler, block pool, prefix cache, engine loop. Token ids only.
         .target(name: "Engine", dependencies: [
             "ModelRuntime", "Sampling", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
@@ -71,9 +72,10 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Logging", package: "swift-log"),
+            .product(name: "MultipartKit", package: "multipart-kit"),
         ], swiftSettings: fuzzed),
         // libFuzzer entry points over the parsers of untrusted input (bench/fuzz/run.sh); a replayer otherwise.
-        .executableTarget(name: "Fuzz", dependencies: ["GGUF", "ModelRuntime", "Tokenization", "OpenAIServer"], swiftSettings: fuzzed,
+        .executableTarget(name: "Fuzz", dependencies: ["GGUF", "ModelRuntime", "Tokenization", "OpenAIServer", "Sampling"], swiftSettings: fuzzed,
                           linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []),
         // Workloads, load generator, results.
         .target(name: "BenchKit", dependencies: [

@@ -70,6 +70,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds in-flight requests may run after SIGTERM/SIGINT before they are cancelled (new ones are refused at once).")
     var drainSeconds = 30.0
     @Option(help: "Seconds between the run's heartbeats in the usage database (the bill of a crashed run ends at its last).") var heartbeatSeconds = 60
+    @Option(help: "Folder of /v1/files and /v1/batches: uploaded files, batches and their results, kept across restarts (default: batches/ beside the default usage database).")
+    var batchDir: String?
+    @Option(help: "Batch lines in flight at once; they run only while no interactive request waits.") var batchSlots = 1
     @Option(help: "A key GET /metrics requires ('Authorization: Bearer KEY'; KEY or sha256:HEX); default: open.") var metricsKey: String?
     @Option(help: "Requests each API key may start per minute (429 with Retry-After beyond).") var rpm: Int?
     @Option(help: "Tokens (prompt plus max_tokens) each API key may ask for per minute.") var tpm: Int?
@@ -217,6 +220,9 @@ struct Serve: AsyncParsableCommand {
             for (i, key) in config.apiKeys.enumerated() { logger.info("API key \(i + 1) of \(config.apiKeys.count) bills tenant \(key.tenant)") }
         }
         config.modelAliases = alias
+        guard batchSlots >= 1 else { throw CLIError("--batch-slots must be at least 1") }
+        config.batchSlots = batchSlots
+        config.batchDirectory = URL(fileURLWithPath: batchDir ?? ((defaultUsageDatabase() as NSString).deletingLastPathComponent as NSString).appendingPathComponent("batches"))
         config.embeddingPooling = pooling ?? Pooling(metadata: llama.file.metadata, architecture: llama.config.architecture) ?? .last
         config.embeddingWidth = llama.config.embeddingLength
         config.replica = replica ?? ProcessInfo.processInfo.hostName

@@ -162,7 +162,13 @@ package final class EngineCore {
         try check(request)
         // The request may have waited in the Engine's inbox: its queue time counts from its arrival.
         let waitedMicros = (ContinuousClock.now - request.arrival).inMicros
-        waiting.append(Sequence(request: request, continuation: continuation, arrivalMicros: clock.nowMicros() - max(0, waitedMicros)))
+        let seq = Sequence(request: request, continuation: continuation, arrivalMicros: clock.nowMicros() - max(0, waitedMicros))
+        // Interactive requests queue ahead of batch lines (which queue last, in arrival order).
+        if request.priority == .interactive, let firstBatch = waiting.firstIndex(where: { $0.request.priority == .batch }) {
+            waiting.insert(seq, at: firstBatch)
+        } else {
+            waiting.append(seq)
+        }
     }
 
     /// Drops a request wherever it is; its blocks are freed now. Returns whether it was found.
@@ -219,7 +225,9 @@ package final class EngineCore {
         seq.pooled = []
         seq.stats.preemptions += 1
         snapshotCounters.preemptions += 1
-        waiting.insert(seq, at: 0)
+        // First in its class: ahead of every waiting request, or a batch line ahead of the other batch lines.
+        let front = seq.request.priority == .batch ? waiting.firstIndex { $0.request.priority == .batch } ?? waiting.count : 0
+        waiting.insert(seq, at: front)
     }
 
     /// Looks up the longest cached prefix (leaving at least one token to compute, whose logits the request
@@ -263,8 +271,9 @@ package final class EngineCore {
             let seq = running[i]
             let n = min(seq.tokens.count - seq.numComputedTokens, budget)
             var ok = ensureBlocks(seq, upTo: seq.numComputedTokens + n)
-            while !ok, let victim = running.last {
-                running.removeLast()
+            // The newest batch line not yet scheduled gives way first, then the newest request.
+            while !ok, let v = running.indices.last(where: { $0 > i && running[$0].request.priority == .batch }) ?? running.indices.last {
+                let victim = running.remove(at: v)
                 preempt(victim)
                 preempted = true
                 if victim === seq { break }

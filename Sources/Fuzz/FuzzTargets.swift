@@ -7,6 +7,7 @@ import Foundation
 import GGUF
 import ModelRuntime
 import OpenAIServer
+import Sampling
 import Tokenization
 
 enum FuzzTarget: String, CaseIterable {
@@ -23,6 +24,9 @@ enum FuzzTarget: String, CaseIterable {
     case detokenize
     /// The stop-string matcher over arbitrary stops and fragments: no stop string is ever released.
     case stop
+    /// The ordered JSON parser and the JSON-schema compiler: what parses writes back to the same value, and
+    /// a schema that compiles gives a recognizer that takes any bytes without a crash.
+    case schema
 
     /// SmolLM2's tokenizer (every tokenizer.* key, no tensors), committed with the tests.
     static let tokenizer: Tokenizer = {
@@ -106,6 +110,17 @@ enum FuzzTarget: String, CaseIterable {
             }
             if !matched { released += matcher.flush() }
             for s in stops { check(!released.contains(s), "a stop string was released") }
+        case .schema:
+            guard let value = try? JSON(parsing: bytes) else { return }
+            check((try? JSON(parsing: Array(value.serialized.utf8))) == value, "parsed JSON does not write back to itself")
+            for strict in [false, true] {
+                guard let grammar = try? SchemaCompiler.compile(value, strict: strict, param: "schema") else { continue }
+                // The schema's own bytes, then its serialization, as output: accepted or refused, never a crash.
+                for text in [bytes, Array(value.serialized.utf8)] {
+                    var recognizer = JSONRecognizer(grammar: grammar)
+                    for b in text where !recognizer.accept(b) { break }
+                }
+            }
         }
     }
 

@@ -74,6 +74,9 @@ package func buildRouter(
     v1.post("chat/completions") { request, context -> Response in try await service.chatCompletions(request, context) }
     v1.post("embeddings") { request, context -> Response in try await service.embeddings(request, context) }
     v1.post("outcomes") { request, context -> Response in try await service.postOutcome(request, context) }
+    if let directory = config.batchDirectory {
+        try addBatchRoutes(to: v1, service: service, directory: directory, slots: config.batchSlots)
+    }
     return router
 }
 

@@ -27,6 +27,8 @@ struct PreparedGeneration: Sendable {
     var wantLogprobs: Bool
     /// "prompt" or "messages": what errors about the prompt name.
     var promptParam: String
+    /// Chat with tools: where the reply's tool call is.
+    var toolCall: ToolCallPlan?
 }
 
 /// Hands the engine stream to exactly one consumer. When that consumer returns, the stream is released
@@ -75,6 +77,7 @@ struct CompletionService: Sendable {
     let chatTemplate: ChatTemplate
     /// The vocabulary as JSON mode's token mask reads it (made at the first JSON-mode request).
     let jsonVocabulary: JSONVocabulary
+    let grammars = GrammarCache()
     let metrics: ServerMetrics
     let rateLimiter: RateLimiter
     /// When the server started: the `created` of the model object (a completion's is its request's time).
@@ -107,8 +110,19 @@ struct CompletionService: Sendable {
     }
 
     func completions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
-        let arrival = ContinuousClock.now, created = Int(Date().timeIntervalSince1970)
-        let wire = try decodeRequest(CompletionRequest.self, from: try await readBody(request))
+        let arrival = ContinuousClock.now
+        return try await completions(body: try await readBody(request), arrival: arrival, from: .http(request, context))
+    }
+
+    func chatCompletions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
+        let arrival = ContinuousClock.now
+        return try await chatCompletions(body: try await readBody(request), arrival: arrival, from: .http(request, context))
+    }
+
+    /// POST /v1/completions's body, from an HTTP request or a batch line.
+    func completions(body: [UInt8], arrival: ContinuousClock.Instant, from origin: Origin) async throws -> Response {
+        let created = Int(Date().timeIntervalSince1970)
+        let wire = try decodeRequest(CompletionRequest.self, from: body)
         let fields = wire.fields
         try checkModel(fields.model)
         let promptTokens: [TokenID]
@@ -134,12 +148,13 @@ struct CompletionService: Sendable {
         if wire.echo { prepared.engineRequest.promptLogprobs = wire.logprobs }
         let shape = ResponseShape.completion(id: prepared.engineRequest.id, created: created, model: modelName,
                                              tokenizer: tokenizer, echoOffset: echoText?.unicodeScalars.count ?? 0)
-        return try await respond(prepared, shape: shape, request: request, context: context)
+        return try await respond(prepared, shape: shape, from: origin)
     }
 
-    func chatCompletions(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
-        let arrival = ContinuousClock.now, created = Int(Date().timeIntervalSince1970)
-        let wire = try decodeRequest(ChatCompletionRequest.self, from: try await readBody(request))
+    /// POST /v1/chat/completions's body, from an HTTP request or a batch line.
+    func chatCompletions(body: [UInt8], arrival: ContinuousClock.Instant, from origin: Origin) async throws -> Response {
+        let created = Int(Date().timeIntervalSince1970)
+        let wire = try decodeRequest(ChatCompletionRequest.self, from: body)
         try checkModel(wire.fields.model)
         guard !wire.messages.isEmpty else {
             throw APIError.invalid("messages is empty; send at least one message", param: "messages")
@@ -160,30 +175,55 @@ struct CompletionService: Sendable {
             }
             template = named
         }
+        // Only what the request needs is parsed again in order (Codable loses key order): schemas.
+        let ordered = wire.responseFormat != .text || wire.toolChoice != .none ? try JSON(parsing: body) : JSON.null
+        let tools = try toolCalling(wire, template: template, body: ordered)
+        let history = wire.messages.contains { $0.role == "tool" || !$0.toolCalls.isEmpty }
+        if history && template.toolFormat == nil {
+            throw APIError.invalid("messages hold tool calls or results, which the \(template.name) chat template cannot write", param: "messages")
+        }
         // Special-token text inside a message is the user's text, never a turn marker (no forged roles).
-        let promptTokens = withBOS(tokenizer.encode(template.renderMarked(wire.messages, addGenerationPrompt: true)))
+        let rendered = template.toolFormat != nil && (tools != nil || history)
+            ? template.renderMarked(wire.messages, tools: tools?.tools ?? [], addGenerationPrompt: true, replyPrefix: tools?.plan.replyPrefix ?? "")
+            : template.renderMarked(wire.messages, addGenerationPrompt: true)
+        let promptTokens = withBOS(tokenizer.encode(rendered))
         var prepared = try prepare(wire.fields, promptTokens: promptTokens, promptParam: "messages",
                                    maxTokens: wire.maxCompletionTokens ?? wire.fields.maxTokens,
                                    maxTokensParam: wire.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens",
                                    topLogprobs: wire.logprobs ? (wire.topLogprobs ?? 0) : nil, echoText: nil,
                                    idPrefix: "chatcmpl-", arrival: arrival)
-        if wire.jsonObject { prepared.engineRequest.constraint = JSONConstraint(vocabulary: jsonVocabulary.get()) }
+        switch wire.responseFormat {
+        case .text: break
+        case .jsonObject: prepared.engineRequest.constraint = JSONConstraint(vocabulary: jsonVocabulary.get())
+        case .jsonSchema(_, let strict):
+            let param = "response_format.json_schema.schema"
+            guard let schema = ordered["response_format"]?["json_schema"]?["schema"] else {
+                throw APIError.invalid("\(param) is required", param: param)
+            }
+            let grammar = try grammars.grammar(schema, strict: strict, param: param)
+            prepared.engineRequest.constraint = JSONConstraint(vocabulary: jsonVocabulary.get(), grammar: grammar)
+        }
+        if let tools {
+            prepared.engineRequest.constraint = tools.plan.constraint(tools.grammar, vocabulary: jsonVocabulary.get())
+            prepared.toolCall = tools.plan
+        }
         let shape = ResponseShape.chat(id: prepared.engineRequest.id, created: created, model: modelName, tokenizer: tokenizer)
-        return try await respond(prepared, shape: shape, request: request, context: context)
+        return try await respond(prepared, shape: shape, from: origin)
     }
 
     // MARK: Shared steps
 
-    func readBody(_ request: Request) async throws -> [UInt8] {
+    func readBody(_ request: Request, limit: Int? = nil) async throws -> [UInt8] {
         guard config.readiness.isReady else { throw APIError.notReady }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > config.maxBodyBytes {
-            throw APIError.bodyTooLarge(limit: config.maxBodyBytes)
+        let limit = limit ?? config.maxBodyBytes
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw APIError.bodyTooLarge(limit: limit)
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: config.maxBodyBytes)
+            buffer = try await request.body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError.bodyTooLarge(limit: config.maxBodyBytes)
+            throw APIError.bodyTooLarge(limit: limit)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -269,10 +309,13 @@ struct CompletionService: Sendable {
         return String((0..<24).map { _ in alphabet.randomElement()! })
     }
 
-    private func respond(_ prepared: PreparedGeneration, shape: ResponseShape, request: Request,
-                         context: ServerRequestContext) async throws -> Response {
+    private func respond(_ prepared: PreparedGeneration, shape: ResponseShape, from origin: Origin) async throws -> Response {
         var prepared = prepared
-        let (tenant, tags, session) = try await caller(request, context)
+        let (tenant, tags, session) = try await caller(origin)
+        if case .batch = origin {
+            guard !prepared.stream else { throw APIError.invalid("stream is not supported in a batch; remove it", param: "stream") }
+            prepared.engineRequest.priority = .batch
+        }
         let meter = config.meter
         if let meter {
             switch await meter.admit(tenant: tenant, requestedMaxOutputTokens: prepared.requestedMaxTokens) {
@@ -283,8 +326,9 @@ struct CompletionService: Sendable {
             }
         }
         // Counted at admission, as OpenAI does: the prompt plus the most the request may generate.
+        // (Batch lines are paced by the batch runner, not the rate limits.)
         let asked = prepared.engineRequest.promptTokens.count + prepared.engineRequest.maxTokens
-        if case .refuse(let message, let retryAfter) = rateLimiter.admit(tenant: tenant, tokens: asked) {
+        if case .http = origin, case .refuse(let message, let retryAfter) = rateLimiter.admit(tenant: tenant, tokens: asked) {
             throw APIError.rateLimited(message, retryAfterSeconds: retryAfter)
         }
         prepared.engineRequest.cacheSalt = cacheSalt(tenant: tenant, requested: prepared.cacheSalt)
@@ -311,6 +355,10 @@ struct CompletionService: Sendable {
                 logprobs += delta.logprobs
             }
             let usage = await recorder.usage()
+            if let plan = prepared.toolCall, let (content, call) = plan.split(text) {
+                return jsonResponse(shape.body(text: content, logprobs: prepared.wantLogprobs ? logprobs : nil,
+                                               finishReason: "tool_calls", usage: usage, toolCalls: [call]))
+            }
             return jsonResponse(shape.body(text: text, logprobs: prepared.wantLogprobs ? logprobs : nil,
                                            finishReason: finishReason, usage: usage))
         }
@@ -325,10 +373,21 @@ struct CompletionService: Sendable {
                 let usageNull = generation.includeUsage
                 if let first = shape.firstChunk(usageNull: usageNull) { try await send(first) }
                 do {
-                    let finishReason = try await service.generate(generation, handle: handle) { delta in
-                        if delta.isEmpty { return }
-                        try await send(shape.chunk(text: delta.text, logprobs: generation.wantLogprobs ? delta.logprobs : nil,
+                    // With tools, text that may open a call is held back (all of it when the call is forced);
+                    // the call goes out whole once the reply is complete.
+                    var held = generation.toolCall.map { ToolCallHold(plan: $0) }
+                    var finishReason = try await service.generate(generation, handle: handle) { delta in
+                        let text = held?.append(delta.text) ?? delta.text
+                        if text.isEmpty && (held != nil || delta.isEmpty) { return }
+                        try await send(shape.chunk(text: text, logprobs: generation.wantLogprobs ? delta.logprobs : nil,
                                                    finishReason: nil, usageNull: usageNull))
+                    }
+                    if let (rest, call) = held?.finish() {
+                        if !rest.isEmpty { try await send(shape.chunk(text: rest, logprobs: nil, finishReason: nil, usageNull: usageNull)) }
+                        if let call {
+                            try await send(shape.chunk(text: "", logprobs: nil, finishReason: nil, usageNull: usageNull, toolCalls: [call]))
+                            finishReason = "tool_calls"
+                        }
                     }
                     let usage = await recorder.usage()
                     try await send(shape.chunk(text: "", logprobs: nil, finishReason: finishReason, usageNull: usageNull))
@@ -340,6 +399,23 @@ struct CompletionService: Sendable {
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
             })
+    }
+
+    /// Where a request comes from: an HTTP request, or a line of a batch (its owner's tenant; its records
+    /// tagged "batch" in the batch's session).
+    enum Origin {
+        case http(Request, ServerRequestContext)
+        case batch(tenant: String?, batchID: String)
+    }
+
+    /// Who is asking and how the request is labelled; a 503 while metering is required and the store is down.
+    func caller(_ origin: Origin) async throws -> (tenant: String?, tags: [String], session: String?) {
+        switch origin {
+        case .http(let request, let context): return try await caller(request, context)
+        case .batch(let tenant, let batchID):
+            if let meter = config.meter, config.requireMetering, await !meter.storeAcceptsWork() { throw APIError.meteringUnavailable }
+            return (tenant, ["batch"], batchID)
+        }
     }
 
     /// Who is asking and how the request is labelled: its key's tenant, its `X-Tally-Tags` and its

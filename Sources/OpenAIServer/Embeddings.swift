@@ -12,7 +12,12 @@ import Synchronization
 extension CompletionService {
     func embeddings(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         let arrival = ContinuousClock.now
-        let wire = try decodeRequest(EmbeddingRequest.self, from: try await readBody(request))
+        return try await embeddings(body: try await readBody(request), arrival: arrival, from: .http(request, context))
+    }
+
+    /// POST /v1/embeddings's body, from an HTTP request or a batch line.
+    func embeddings(body: [UInt8], arrival: ContinuousClock.Instant, from origin: Origin) async throws -> Response {
+        let wire = try decodeRequest(EmbeddingRequest.self, from: body)
         try checkModel(wire.model)
         if let dimensions = wire.dimensions, config.embeddingWidth > 0, dimensions != config.embeddingWidth {
             throw APIError.invalid("dimensions is \(dimensions) but this model's embeddings have \(config.embeddingWidth) values and cannot be shortened; omit dimensions",
@@ -40,12 +45,12 @@ extension CompletionService {
             return tokens
         }
 
-        let (tenant, tags, session) = try await caller(request, context)
+        let (tenant, tags, session) = try await caller(origin)
         let meter = config.meter
         if let meter, case .reject(let message) = await meter.admit(tenant: tenant, requestedMaxOutputTokens: 0) {
             throw APIError.budgetExceeded(message)
         }
-        if case .refuse(let message, let retryAfter) = rateLimiter.admit(tenant: tenant, tokens: prompts.reduce(0) { $0 + $1.count }) {
+        if case .http = origin, case .refuse(let message, let retryAfter) = rateLimiter.admit(tenant: tenant, tokens: prompts.reduce(0) { $0 + $1.count }) {
             throw APIError.rateLimited(message, retryAfterSeconds: retryAfter)
         }
         let id = "embd-" + Self.randomID()
@@ -61,6 +66,7 @@ extension CompletionService {
             var engineRequest = EngineRequest(id: "\(id)-\(i)", promptTokens: tokens, maxTokens: 0, arrival: arrival)
             engineRequest.pooling = config.embeddingPooling
             engineRequest.cacheSalt = salt
+            if case .batch = origin { engineRequest.priority = .batch }
             engineRequest.onFinish = { reason, stats in usage.finished(reason, stats) }
             switch Result(catching: { () throws(EngineError) in try engine.submit(engineRequest) }) {
             case .success(let stream): handles.append(StreamHandle(stream))

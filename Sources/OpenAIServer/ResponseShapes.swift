@@ -28,15 +28,17 @@ enum ResponseShape: Sendable {
     }
 
     /// The non-streamed body.
-    func body(text: String, logprobs: [TokenLogprobEntry]?, finishReason: String, usage: JSON) -> JSON {
+    func body(text: String, logprobs: [TokenLogprobEntry]?, finishReason: String, usage: JSON, toolCalls: [ToolCallPlan.Call] = []) -> JSON {
         let choice: JSON
         switch self {
         case .completion:
             choice = .object([("text", .string(text)), ("index", .int(0)), ("logprobs", logprobsJSON(logprobs)),
                               ("finish_reason", .string(finishReason))])
         case .chat:
-            choice = .object([("index", .int(0)),
-                              ("message", .object([("role", .string("assistant")), ("content", .string(text))])),
+            // With tool calls, empty content is null, as OpenAI sends it.
+            var message: [(String, JSON)] = [("role", .string("assistant")), ("content", toolCalls.isEmpty || !text.isEmpty ? .string(text) : .null)]
+            if !toolCalls.isEmpty { message.append(("tool_calls", Self.toolCallsJSON(toolCalls, streamed: false))) }
+            choice = .object([("index", .int(0)), ("message", .object(message)),
                               ("logprobs", logprobsJSON(logprobs)), ("finish_reason", .string(finishReason))])
         }
         return .object(header + [("choices", .array([choice])), ("usage", usage)])
@@ -57,18 +59,30 @@ enum ResponseShape: Sendable {
     }
 
     /// A content chunk, or with `finishReason` the last one (empty text / empty delta).
-    func chunk(text: String, logprobs: [TokenLogprobEntry]?, finishReason: String?, usageNull: Bool) -> JSON {
+    func chunk(text: String, logprobs: [TokenLogprobEntry]?, finishReason: String?, usageNull: Bool, toolCalls: [ToolCallPlan.Call] = []) -> JSON {
         let choice: JSON
         switch self {
         case .completion:
             choice = .object([("text", .string(text)), ("index", .int(0)), ("logprobs", logprobsJSON(logprobs)),
                               ("finish_reason", .optional(finishReason))])
         case .chat:
-            let delta: JSON = finishReason != nil && text.isEmpty ? .object([]) : .object([("content", .string(text))])
+            let delta: JSON = !toolCalls.isEmpty ? .object([("tool_calls", Self.toolCallsJSON(toolCalls, streamed: true))])
+                : finishReason != nil && text.isEmpty ? .object([]) : .object([("content", .string(text))])
             choice = .object([("index", .int(0)), ("delta", delta), ("logprobs", logprobsJSON(logprobs)),
                               ("finish_reason", .optional(finishReason))])
         }
         return .object(chunkHeader + [("choices", .array([choice]))] + (usageNull ? [("usage", .null)] : []))
+    }
+
+    /// OpenAI's `tool_calls`: each call's id, type and function (name, arguments as JSON text); in a
+    /// stream's delta each also has its index.
+    private static func toolCallsJSON(_ calls: [ToolCallPlan.Call], streamed: Bool) -> JSON {
+        .array(calls.enumerated().map { i, call in
+            .object((streamed ? [("index", .int(i))] : []) + [
+                ("id", .string(call.id)), ("type", .string("function")),
+                ("function", .object([("name", .string(call.name)), ("arguments", .string(call.arguments))])),
+            ])
+        })
     }
 
     /// The chunk after the last content chunk when stream_options.include_usage is set.

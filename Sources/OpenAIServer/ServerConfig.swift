@@ -1,6 +1,7 @@
 // What the server is started with (the CLI fills it from flags), the readiness flag /health reads,
 // and the meter that records usage and adds a `cost` object to every response's usage (issue 7).
 
+import Foundation
 import Engine
 import Logging
 import Metering
@@ -16,6 +17,12 @@ package struct ServerConfig: Sendable {
     package var apiKeys: [TenantKey] = []
     /// Larger request bodies are refused with 413.
     package var maxBodyBytes = 4 << 20
+    /// Largest file /v1/files takes (a batch's input).
+    package var maxFileBytes = 100 << 20
+    /// Where /v1/files and /v1/batches keep files and batches (nil: no batch API).
+    package var batchDirectory: URL?
+    /// Batch lines in flight at once (`--batch-slots`).
+    package var batchSlots = 1
     /// Request headers larger than this in total are refused with 400 and the connection closed.
     package var maxHeaderBytes = 32 << 10
     /// A connection with no request in progress for this long is closed (`--idle-timeout`), so idle

@@ -1,6 +1,6 @@
 // OpenAI request fields tally does not implement. A request that sets one gets a 400 naming it, never an
-// answer that silently ignored what was asked (a JSON schema, a tool list, a bias). A field set to null,
-// or to the value that asks for nothing (`response_format` text, no tools, `best_of` 1), is accepted, so
+// answer that silently ignored what was asked (a bias, audio). A field set to null,
+// or to the value that asks for nothing (`store` false, `best_of` 1), is accepted, so
 // clients that always send their defaults keep working. Fields outside OpenAI's API (llama.cpp's and
 // vLLM's extras such as `cache_prompt`) are ignored, as those servers ignore each other's.
 
@@ -48,14 +48,6 @@ struct UnimplementedField: Sendable {
     ]
 
     static let chat: [Self] = common + [
-        // JSON mode is implemented; a JSON schema is not yet.
-        Self(name: "response_format", what: "output to a JSON schema; {\"type\": \"json_object\"} is supported") { c, key in
-            guard let format = try? c.nestedContainer(keyedBy: FieldKey.self, forKey: key) else { return false }
-            return format.allKeys.map(\.stringValue) == ["type"]
-                && ["text", "json_object"].contains((try? format.decode(String.self, forKey: FieldKey(stringValue: "type"))) ?? "")
-        },
-        .empty("tools", "tool calling"),
-        .value("tool_choice", "tool calling", accepting: ["none"]),
         .empty("functions", "function calling"),
         .value("function_call", "function calling", accepting: ["none"]),
         .value("modalities", "output modalities other than text", accepting: [["text"]]),

@@ -188,26 +188,52 @@ package struct EmbeddingRequest: Decodable, Sendable {
 
 package struct ChatCompletionRequest: Decodable, Sendable {
     package var fields: GenerationFields
-    package var messages: [ChatMessage]
+    package var messages: [ChatMessage] = []
     package var logprobs = false
     package var topLogprobs: Int?
     package var maxCompletionTokens: Int?
     /// A chat template name for this request, overriding the server's (non-standard, as vLLM's).
     package var chatTemplate: String?
-    /// `response_format: {"type": "json_object"}`: the reply is one JSON object (JSON mode).
-    package var jsonObject = false
+    /// `response_format`: free text, one JSON object (JSON mode), or JSON valid against a schema.
+    package var responseFormat = ResponseFormat.text
+    /// `tools`' function names and whether each is strict; their parameter schemas are read from the body
+    /// in order, as response_format's schema is.
+    package var tools: [(name: String, strict: Bool)] = []
+    package var toolChoice = ToolChoice.none
+
+    package enum ToolChoice: Sendable, Equatable {
+        case none, auto, required
+        case function(String)
+    }
+
+    package enum ResponseFormat: Sendable, Equatable {
+        case text, jsonObject
+        /// The schema itself is read from the body in order (JSON(parsing:)): Codable loses key order.
+        case jsonSchema(name: String, strict: Bool)
+    }
 
     enum CodingKeys: String, CodingKey {
-        case messages, logprobs
+        case messages, logprobs, tools
         case topLogprobs = "top_logprobs", maxCompletionTokens = "max_completion_tokens", chatTemplate = "chat_template"
-        case responseFormat = "response_format"
+        case responseFormat = "response_format", toolChoice = "tool_choice", parallelToolCalls = "parallel_tool_calls"
     }
-    enum FormatKeys: String, CodingKey { case type }
+    enum ToolKeys: String, CodingKey { case type, function }
+    enum FunctionKeys: String, CodingKey { case name, description, parameters, strict, arguments }
+    enum CallKeys: String, CodingKey { case id, type, function }
+    enum FormatKeys: String, CodingKey { case type, jsonSchema = "json_schema" }
+    enum SchemaKeys: String, CodingKey { case name, schema, strict, description }
 
-    enum MessageKeys: String, CodingKey { case role, content }
-    /// Roles a message may have (`developer` is read as `system`; `tool` needs tool calling, not implemented).
-    static let roles = ["system", "developer", "user", "assistant"]
+    enum MessageKeys: String, CodingKey { case role, content, toolCalls = "tool_calls", toolCallID = "tool_call_id" }
+    /// Roles a message may have (`developer` is read as `system`; `tool` is a tool call's result).
+    static let roles = ["system", "developer", "user", "assistant", "tool"]
     enum PartKeys: String, CodingKey { case type, text }
+
+    /// OpenAI's names of schemas and functions: 1-64 of a-z, A-Z, 0-9, '_' and '-'.
+    static func isName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { b in
+            b == UInt8(ascii: "_") || b == UInt8(ascii: "-") || (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b)
+        }
+    }
 
     package init(from decoder: any Decoder) throws {
         try UnimplementedField.refuse(UnimplementedField.chat, in: decoder)
@@ -217,11 +243,30 @@ package struct ChatCompletionRequest: Decodable, Sendable {
         topLogprobs = try c.decodeInteger(.topLogprobs)
         maxCompletionTokens = try c.decodeInteger(.maxCompletionTokens)
         chatTemplate = try c.decodeIfPresent(String.self, forKey: .chatTemplate)
-        // UnimplementedField.chat let only {"type": "text"} and {"type": "json_object"} through.
         if c.contains(.responseFormat), try !c.decodeNil(forKey: .responseFormat) {
             let format = try c.nestedContainer(keyedBy: FormatKeys.self, forKey: .responseFormat)
-            jsonObject = try format.decodeIfPresent(String.self, forKey: .type) == "json_object"
+            switch try format.decodeIfPresent(String.self, forKey: .type) {
+            case "text": responseFormat = .text
+            case "json_object": responseFormat = .jsonObject
+            case "json_schema":
+                guard format.contains(.jsonSchema) else {
+                    throw APIError.invalid("response_format.json_schema is required with type json_schema", param: "response_format.json_schema")
+                }
+                let schema = try format.nestedContainer(keyedBy: SchemaKeys.self, forKey: .jsonSchema)
+                let name = try schema.decodeIfPresent(String.self, forKey: .name) ?? ""
+                guard Self.isName(name) else {
+                    throw APIError.invalid("response_format.json_schema.name must be 1-64 letters, digits, '_' or '-'", param: "response_format.json_schema.name")
+                }
+                guard schema.contains(.schema) else {
+                    throw APIError.invalid("response_format.json_schema.schema is required", param: "response_format.json_schema.schema")
+                }
+                responseFormat = .jsonSchema(name: name, strict: try schema.decodeIfPresent(Bool.self, forKey: .strict) ?? false)
+            case let other:
+                throw APIError.invalid("response_format.type is \((other ?? "missing").debugDescription.prefix(40)) but must be text, json_object or json_schema",
+                                       param: "response_format.type")
+            }
         }
+        try decodeTools(c)
         guard c.contains(.messages) else { throw APIError.invalid("messages is required", param: "messages") }
         var list = try c.nestedUnkeyedContainer(forKey: .messages)
         messages = []
@@ -256,7 +301,70 @@ package struct ChatCompletionRequest: Decodable, Sendable {
                                            param: "messages[\(index)].content")
                 }
             }
-            messages.append(ChatMessage(role: role == "developer" ? "system" : role, content: content))
+            var calls: [ChatMessage.ToolCall] = []
+            if role == "assistant", m.contains(.toolCalls), try !m.decodeNil(forKey: .toolCalls) {
+                var list = try m.nestedUnkeyedContainer(forKey: .toolCalls)
+                while !list.isAtEnd {
+                    let param = "messages[\(index)].tool_calls[\(list.currentIndex)]"
+                    let call = try list.nestedContainer(keyedBy: CallKeys.self)
+                    let function = try call.nestedContainer(keyedBy: FunctionKeys.self, forKey: .function)
+                    let name = try function.decode(String.self, forKey: .name)
+                    guard Self.isName(name) else { throw APIError.invalid("\(param).function.name must be 1-64 letters, digits, '_' or '-'", param: param + ".function.name") }
+                    let arguments = try function.decode(String.self, forKey: .arguments)
+                    guard (try? JSON(parsing: Array(arguments.utf8))) != nil else {
+                        throw APIError.invalid("\(param).function.arguments must be JSON text", param: param + ".function.arguments")
+                    }
+                    calls.append(.init(name: name, arguments: arguments))
+                }
+            }
+            if role == "tool", !m.contains(.toolCallID) {
+                throw APIError.invalid("messages[\(index)].tool_call_id is required for a tool message", param: "messages[\(index)].tool_call_id")
+            }
+            messages.append(ChatMessage(role: role == "developer" ? "system" : role, content: content, toolCalls: calls))
+        }
+    }
+
+    private mutating func decodeTools(_ c: KeyedDecodingContainer<CodingKeys>) throws {
+        if c.contains(.tools), try !c.decodeNil(forKey: .tools) {
+            var list = try c.nestedUnkeyedContainer(forKey: .tools)
+            while !list.isAtEnd {
+                let param = "tools[\(list.currentIndex)]"
+                let tool = try list.nestedContainer(keyedBy: ToolKeys.self)
+                guard try tool.decodeIfPresent(String.self, forKey: .type) == "function" else {
+                    throw APIError.invalid("\(param).type must be \"function\"", param: param + ".type")
+                }
+                let function = try tool.nestedContainer(keyedBy: FunctionKeys.self, forKey: .function)
+                let name = try function.decodeIfPresent(String.self, forKey: .name) ?? ""
+                guard Self.isName(name) else {
+                    throw APIError.invalid("\(param).function.name must be 1-64 letters, digits, '_' or '-'", param: param + ".function.name")
+                }
+                guard !tools.contains(where: { $0.name == name }) else {
+                    throw APIError.invalid("\(param).function.name \(name) is already the name of another tool", param: param + ".function.name")
+                }
+                _ = try function.decodeIfPresent(String.self, forKey: .description)
+                tools.append((name, try function.decodeIfPresent(Bool.self, forKey: .strict) ?? false))
+            }
+        }
+        _ = try c.decodeIfPresent(Bool.self, forKey: .parallelToolCalls)
+        toolChoice = tools.isEmpty ? .none : .auto
+        guard c.contains(.toolChoice), try !c.decodeNil(forKey: .toolChoice) else { return }
+        if let choice = try? c.decode(String.self, forKey: .toolChoice) {
+            switch choice {
+            case "none": toolChoice = .none
+            case "auto": toolChoice = .auto
+            case "required": toolChoice = .required
+            default: throw APIError.invalid("tool_choice must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}", param: "tool_choice")
+            }
+        } else {
+            let choice = try c.nestedContainer(keyedBy: ToolKeys.self, forKey: .toolChoice)
+            let function = try choice.nestedContainer(keyedBy: FunctionKeys.self, forKey: .function)
+            toolChoice = .function(try function.decode(String.self, forKey: .name))
+        }
+        if toolChoice != .none, tools.isEmpty {
+            throw APIError.invalid("tool_choice asks for a tool call but tools is empty", param: "tool_choice")
+        }
+        if case .function(let name) = toolChoice, !tools.contains(where: { $0.name == name }) {
+            throw APIError.invalid("tool_choice names \(name.debugDescription.prefix(64)), which is not in tools", param: "tool_choice")
         }
     }
 }

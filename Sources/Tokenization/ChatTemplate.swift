@@ -8,10 +8,23 @@ import GGUF
 package struct ChatMessage: Sendable, Equatable {
     package var role: String
     package var content: String
+    /// An assistant message's tool calls; a "tool" message is a call's result.
+    package var toolCalls: [ToolCall]
 
-    package init(role: String, content: String) {
+    package struct ToolCall: Sendable, Equatable {
+        /// A function name (letters, digits, '_' and '-') and its arguments as JSON text.
+        package var name: String
+        package var arguments: String
+        package init(name: String, arguments: String) {
+            self.name = name
+            self.arguments = arguments
+        }
+    }
+
+    package init(role: String, content: String, toolCalls: [ToolCall] = []) {
         self.role = role
         self.content = content
+        self.toolCalls = toolCalls
     }
 }
 

@@ -12,7 +12,7 @@ import pytest
 from tally_e2e import ROOT
 
 FUZZ = os.path.join(ROOT, ".build/debug/tally-fuzz")
-TARGETS = ["gguf", "wire", "tokenize", "chat", "detokenize", "stop"]
+TARGETS = ["gguf", "wire", "tokenize", "chat", "detokenize", "stop", "schema"]
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -56,9 +56,6 @@ def test_a_completion_is_created_at_its_request_time(client):
 
 
 @pytest.mark.parametrize("endpoint,field,value", [
-    ("chat", "response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}),
-    ("chat", "tools", [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]),
-    ("chat", "tool_choice", "auto"),
     ("chat", "logit_bias", {"42": 5}),
     ("chat", "reasoning_effort", "low"),
     ("completions", "suffix", " the end"),

@@ -252,6 +252,33 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         #expect(core.pool.usedCount == 0)
     }
 
+    /// A batch line waits behind every interactive request, even one that came later, and is the one
+    /// preempted when blocks run short, though it is older.
+    @Test func batchLinesGiveWayToInteractiveRequests() async throws {
+        let core = makeCore(maxSeqs: 1)
+        var line = greedyRequest("line", ids(0..<4), maxTokens: 2)
+        line.priority = .batch
+        try core.add(line, continuation: nil)
+        try core.add(greedyRequest("chat", ids(10..<14), maxTokens: 2), continuation: nil)
+        #expect(core.waitingIDs == ["chat", "line"])
+        try core.step()
+        #expect(core.runningIDs == ["chat"])
+        try runToCompletion(core)
+
+        // 6 blocks of 4: the older batch line gives its blocks back, not the newer interactive request.
+        let tight = makeCore(blocks: 6, blockSize: 4)
+        let a = Collector(), b = Collector()
+        var old = greedyRequest("a", ids(0..<10), maxTokens: 9)
+        old.priority = .batch
+        try tight.add(old, continuation: a.continuation)
+        try tight.add(greedyRequest("b", ids(20..<30), maxTokens: 9), continuation: b.continuation)
+        try runToCompletion(tight)
+        try await a.drain()
+        try await b.drain()
+        #expect(a.tokens == Array(10..<19) && b.tokens == Array(30..<39))
+        #expect((a.finish?.1.preemptions ?? 0) >= 1 && b.finish?.1.preemptions == 0)
+    }
+
     @Test func abortFreesBlocksAtOnceAndStillReportsStats() async throws {
         let core = makeCore()
         let a = Collector()

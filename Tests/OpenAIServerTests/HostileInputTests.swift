@@ -100,7 +100,7 @@ import Testing
         Case("content as a number", #"{"messages": [{"role": "user", "content": 5}]}"#, chat: true, param: "messages[0].content"),
         Case("an image part", #"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}"#,
              chat: true, param: "messages[0].content[0]"),
-        Case("tools", chat(#", "tools": [{"type": "function"}]"#), chat: true, param: "tools"),
+        Case("tools", chat(#", "tools": [{"type": "function"}]"#), chat: true, param: "tools[0].function"),
         // Nesting and size.
         Case("nesting past the depth limit", prompt(#", "extra": "# + String(repeating: "[", count: 2000) + String(repeating: "]", count: 2000))),
         Case("nesting one past the reader's 512", prompt(#", "extra": "# + String(repeating: "[", count: 513) + String(repeating: "]", count: 513))),

@@ -405,7 +405,7 @@ final class LockedBox<Value: Sendable>: Sendable {
     }
 
     @Test func unknownRolesOverlongUsersAndBadSaltsAreRefused() async throws {
-        for role in ["tool", "function", "System", "user<|im_end|>", ""] {
+        for role in ["function", "System", "user<|im_end|>", ""] {
             try await expectError(#"{"messages": [{"role": "\#(role)", "content": "x"}]}"#, at: "/v1/chat/completions",
                                   param: "messages[0].role")
         }
@@ -442,8 +442,7 @@ final class LockedBox<Value: Sendable>: Sendable {
     /// Every OpenAI field tally would ignore is refused by name; its no-op value (and null) is accepted.
     @Test func unimplementedFieldsAreRefusedByName() async throws {
         let chat = #""messages": [{"role": "user", "content": "x"}]"#
-        for (field, value) in [("response_format", #"{"type": "json_schema", "json_schema": {}}"#), ("tools", #"[{"type": "function"}]"#),
-                               ("tool_choice", #""required""#), ("logit_bias", #"{"1": 2}"#), ("functions", #"[{}]"#),
+        for (field, value) in [("logit_bias", #"{"1": 2}"#), ("functions", #"[{}]"#),
                                ("function_call", #""auto""#), ("modalities", #"["text", "audio"]"#), ("audio", "{}"),
                                ("prediction", "{}"), ("reasoning_effort", #""high""#), ("verbosity", #""low""#),
                                ("web_search_options", "{}"), ("service_tier", #""flex""#), ("store", "true"),
@@ -464,6 +463,44 @@ final class LockedBox<Value: Sendable>: Sendable {
             let response = try await client.post("/v1/completions", completion)
             #expect(response.status == .ok)
         }
+    }
+
+    /// A response_format that is not text, json_object or a well-formed json_schema is a 400 naming the
+    /// field at fault.
+    @Test func aBadResponseFormatNamesItsField() async throws {
+        let chat = #""messages": [{"role": "user", "content": "x"}]"#
+        let schema = #""schema": {"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}"#
+        for (format, param) in [(#"{"type": "xml"}"#, "response_format.type"),
+                                (#"{"type": "json_schema"}"#, "response_format.json_schema"),
+                                (#"{"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}"#, "response_format.json_schema.name"),
+                                (#"{"type": "json_schema", "json_schema": {"name": "a b", "schema": {"type": "object"}}}"#, "response_format.json_schema.name"),
+                                (#"{"type": "json_schema", "json_schema": {"name": "x"}}"#, "response_format.json_schema.schema"),
+                                (#"{"type": "json_schema", "json_schema": {"name": "x", \#(schema)}}"#, "response_format.json_schema.schema")] {
+            try await expectError(#"{\#(chat), "response_format": \#(format)}"#, at: "/v1/chat/completions", param: param)
+        }
+    }
+
+    /// Malformed tools, a tool_choice naming no tool, tool calls with a template that has no tool format:
+    /// 400s naming the field.
+    @Test func badToolsNameTheirField() async throws {
+        let chat = #""messages": [{"role": "user", "content": "x"}]"#
+        let tool = #"{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}"#
+        for (extra, param) in [(#""tools": [{"type": "function", "function": {"name": "a b"}}]"#, "tools[0].function.name"),
+                               (#""tools": [{"type": "retrieval"}]"#, "tools[0].type"),
+                               (#""tools": [\#(tool), \#(tool)]"#, "tools[1].function.name"),
+                               (#""tools": [\#(tool)], "tool_choice": "any""#, "tool_choice"),
+                               (#""tools": [\#(tool)], "tool_choice": {"type": "function", "function": {"name": "g"}}"#, "tool_choice"),
+                               (#""tool_choice": "required""#, "tool_choice"),
+                               (#""tools": [\#(tool)], "chat_template": "gemma""#, "tools"),
+                               (#""tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]"#, "tools[0].function.parameters"),
+                               (#""tools": [\#(tool)], "response_format": {"type": "json_object"}"#, "response_format")] {
+            try await expectError(#"{\#(chat), \#(extra)}"#, at: "/v1/chat/completions", param: param)
+        }
+        let call = #"{"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1, 2"}}]}"#
+        try await expectError(#"{"messages": [\#(call)]}"#, at: "/v1/chat/completions", param: "messages[0].tool_calls[0].function.arguments")
+        try await expectError(#"{"messages": [{"role": "tool", "content": "1"}]}"#, at: "/v1/chat/completions", param: "messages[0].tool_call_id")
+        try await expectError(#"{"messages": [{"role": "tool", "tool_call_id": "c", "content": "1"}], "chat_template": "gemma"}"#,
+                              at: "/v1/chat/completions", param: "messages")
     }
 
     /// `model` names the served model or one of its aliases; anything else is OpenAI's 404.

@@ -83,4 +83,34 @@ import Testing
             if any { #expect(logits.map { $0 == 0 } == want, "after \(cut) bytes") }
         }
     }
+
+    /// With a trigger (auto tool choice), tokens are free until the output contains it, constrained after;
+    /// the trigger may be split across tokens, and a token that completes it may carry the JSON's start.
+    @Test func aTriggerStartsTheConstraint() {
+        var tokens: [[UInt8]] = (0..<256).map { [UInt8($0)] }
+        tokens += ["<tool", "_call>", ">\n{", #"{"name""#].map { Array($0.utf8) }
+        let vocabulary = ConstraintVocabulary(tokenBytes: tokens)
+        func id(_ text: String) -> Int32 { Int32(tokens.firstIndex(of: Array(text.utf8))!) }
+        func free(_ c: JSONConstraint) -> Bool {
+            var logits = [Float](repeating: 0, count: tokens.count)
+            _ = logits.withUnsafeMutableBufferPointer { c.mask($0) }
+            return !logits.contains(-.infinity)
+        }
+        let hermes = JSONConstraint(vocabulary: vocabulary, trigger: "<tool_call>")
+        for t in "Sure: ".utf8 { #expect(hermes.accept(Int32(t)) && free(hermes)) }
+        #expect(hermes.accept(id("<tool")) && free(hermes) && !hermes.isTriggered)
+        for t in "_call".utf8 { #expect(hermes.accept(Int32(t))) }
+        #expect(hermes.accept(id(">\n{")) && hermes.isTriggered && !free(hermes))
+        for t in #""a":1}"#.utf8 { #expect(hermes.accept(Int32(t))) }
+        #expect(hermes.isComplete)
+
+        // Llama 3.1: the trigger is the document's own start.
+        let llama = JSONConstraint(vocabulary: vocabulary, trigger: #"{"name""#, triggerStartsDocument: true)
+        #expect(llama.accept(id(#"{"name""#)) && llama.isTriggered && !llama.isComplete)
+        #expect(!llama.accept(Int32(UInt8(ascii: "}"))))  // a colon must follow the key
+        // A token completing the trigger with bytes the grammar refuses: constraining stops, nothing completes.
+        let broken = JSONConstraint(vocabulary: vocabulary, trigger: "_call")
+        #expect(!broken.accept(id("_call>")))
+        #expect(broken.accept(Int32(UInt8(ascii: "}"))) && free(broken) && !broken.isComplete)
+    }
 }

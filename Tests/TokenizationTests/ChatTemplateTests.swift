@@ -52,6 +52,48 @@ import Testing
             == "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
     }
 
+    /// Tools as Qwen2.5's template writes them (system turn, its default system prompt kept), earlier calls
+    /// and their results (consecutive results share one user turn), and a forced call's opening.
+    @Test func hermesToolsCallsAndResults() {
+        let template = ChatTemplate(detecting: Self.qwen25)
+        let call = ChatMessage.ToolCall(name: "add", arguments: #"{"a": 1}"#)
+        let messages = [ChatMessage(role: "user", content: "Sum?"), ChatMessage(role: "assistant", content: "", toolCalls: [call, call]),
+                        ChatMessage(role: "tool", content: "1"), ChatMessage(role: "tool", content: "2")]
+        let tools = "<tools>\n" + #"{"type": "function", "function": {"name": "add"}}"# + "\n</tools>"
+        let text = template.renderMarked(messages, tools: [#"{"type": "function", "function": {"name": "add"}}"#], addGenerationPrompt: true,
+                                         replyPrefix: "<tool_call>\n").text
+        #expect(text == "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\n"
+            + "You may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n"
+            + tools + "\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+            + "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
+            + "<|im_start|>user\nSum?<|im_end|>\n"
+            + "<|im_start|>assistant\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call><|im_end|>\n"
+            + "<|im_start|>user\n<tool_response>\n1\n</tool_response>\n<tool_response>\n2\n</tool_response><|im_end|>\n"
+            + "<|im_start|>assistant\n<tool_call>\n")
+        // A system message comes first, then the tools; without tools, history is still written.
+        let withSystem = ChatTemplate(detecting: Self.qwen3).renderMarked([ChatMessage(role: "system", content: "Be brief.")] + messages.prefix(1),
+                                                                           tools: ["{}"], addGenerationPrompt: false).text
+        #expect(withSystem.hasPrefix("<|im_start|>system\nBe brief.\n\n# Tools\n\n"))
+        #expect(template.renderMarked(Array(messages.prefix(3)), tools: [], addGenerationPrompt: false).text
+            == "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nSum?<|im_end|>\n"
+            + "<|im_start|>assistant\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call><|im_end|>\n"
+            + "<|im_start|>user\n<tool_response>\n1\n</tool_response><|im_end|>\n")
+        #expect(ChatTemplate.gemma.toolFormat == nil)
+    }
+
+    /// Llama 3.1's JSON calls: tools in the first user turn, calls as the assistant's JSON, results as ipython.
+    @Test func llama3ToolsCallsAndResults() {
+        let messages = [ChatMessage(role: "user", content: "Sum?"),
+                        ChatMessage(role: "assistant", content: "", toolCalls: [.init(name: "add", arguments: "{}")]),
+                        ChatMessage(role: "tool", content: "3")]
+        #expect(ChatTemplate.llama3.renderMarked(messages, tools: ["{\n    \"name\": \"add\"\n}"], addGenerationPrompt: true).text
+            == "<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n"
+            + "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n"
+            + "{\n    \"name\": \"add\"\n}\n\nSum?<|eot_id|>"
+            + "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"add\", \"parameters\": {}}<|eot_id|>"
+            + "<|start_header_id|>ipython<|end_header_id|>\n\n3<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    }
+
     @Test func llama2PutsTheSystemPromptInsideTheFirstInstruction() {
         let template = ChatTemplate(detecting: Self.llama2)
         #expect(template == .llama2(.systemWithBOS))

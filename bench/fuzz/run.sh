@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz one of tally's parsers of untrusted input with libFuzzer and AddressSanitizer.
 #
-#     bash bench/fuzz/run.sh TARGET [RUNS]      # TARGET: gguf wire tokenize chat detokenize stop; RUNS default 1000000
+#     bash bench/fuzz/run.sh TARGET [RUNS]      # TARGET: gguf wire tokenize chat detokenize stop schema; RUNS default 1000000
 #
 # Builds `tally-fuzz` instrumented (TALLY_FUZZ=1, in .build/fuzz so the normal build is untouched), then runs
 # TARGET for RUNS inputs starting from the committed seeds in bench/fuzz/corpus/TARGET; new interesting
@@ -9,7 +9,7 @@
 # through the normal build with `swift run tally-fuzz TARGET FILE`; every crash found becomes a test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-target=${1:?usage: bench/fuzz/run.sh gguf|wire|tokenize|chat|detokenize|stop [runs]}
+target=${1:?usage: bench/fuzz/run.sh gguf|wire|tokenize|chat|detokenize|stop|schema [runs]}
 runs=${2:-1000000}
 # Release: the instrumented parsers run 10-100x faster than at -Onone (the first build takes minutes).
 TALLY_FUZZ=1 swift build -c release --scratch-path .build/fuzz --product tally-fuzz >&2
