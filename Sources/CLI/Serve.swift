@@ -72,7 +72,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between the run's heartbeats in the usage database (the bill of a crashed run ends at its last).") var heartbeatSeconds = 60
     @Option(help: "Folder of /v1/files and /v1/batches: uploaded files, batches and their results, kept across restarts (default: batches/ beside the default usage database).")
     var batchDir: String?
-    @Option(help: "Batch lines in flight at once; they run only while no interactive request waits.") var batchSlots = 1
+    @Option(help: "Batch lines in flight at once; they compute only while no interactive request runs or waits.") var batchSlots = 4
     @Option(help: "A key GET /metrics requires ('Authorization: Bearer KEY'; KEY or sha256:HEX); default: open.") var metricsKey: String?
     @Option(help: "Requests each API key may start per minute (429 with Retry-After beyond).") var rpm: Int?
     @Option(help: "Tokens (prompt plus max_tokens) each API key may ask for per minute.") var tpm: Int?

@@ -36,8 +36,9 @@ package struct EngineRequest: Sendable {
     package var constraint: JSONConstraint?
     /// When the request reached the server; queue time counts from here.
     package var arrival: ContinuousClock.Instant
-    /// `.batch` (a line of a /v1/batches job): admitted only after every waiting interactive request, and
-    /// the first to give its blocks back when the pool runs short.
+    /// `.batch` (a line of a /v1/batches job): admitted only after every waiting interactive request,
+    /// paused (its blocks kept, nothing computed) while any interactive request runs or waits, and the
+    /// first to give its place and blocks to an interactive request that needs them.
     package var priority = Priority.interactive
     /// Prefix-cache scope: only requests with the same salt share cached blocks (nil: the shared scope). The
     /// server salts with the tenant, so one tenant cannot learn another's prompts from `cached_tokens` or

@@ -266,9 +266,16 @@ package final class EngineCore {
         var budget = config.maxBatchTokens
         var scheduled: [(Sequence, Int)] = []
         var preempted = false
+        // While any interactive request runs or waits, batch lines pause: they keep their blocks and compute
+        // nothing, so interactive work never shares a step with them.
+        let interactive = running.contains { $0.request.priority == .interactive } || waiting.contains { $0.request.priority == .interactive }
         var i = 0
         while i < running.count && budget > 0 {
             let seq = running[i]
+            if interactive && seq.request.priority == .batch {
+                i += 1
+                continue
+            }
             let n = min(seq.tokens.count - seq.numComputedTokens, budget)
             var ok = ensureBlocks(seq, upTo: seq.numComputedTokens + n)
             // The newest batch line not yet scheduled gives way first, then the newest request.
@@ -285,7 +292,14 @@ package final class EngineCore {
             i += 1
         }
         // Admit waiting requests in arrival order; none while blocks are short (we just preempted).
-        while !preempted, budget > 0, running.count < config.maxSeqs, let seq = waiting.first {
+        while !preempted, budget > 0, let seq = waiting.first, !(interactive && seq.request.priority == .batch) {
+            // A paused batch line gives its place (and below, its blocks) to a waiting interactive request.
+            let batchLine = seq.request.priority == .interactive ? running.lastIndex { $0.request.priority == .batch } : nil
+            if running.count >= config.maxSeqs {
+                guard let batchLine else { break }
+                preempt(running.remove(at: batchLine))
+                continue
+            }
             if seq.numComputedTokens == 0 && seq.blockTable.isEmpty && seq.usesPrefixCache {
                 let cached = applyPrefixCache(seq)
                 if !seq.admittedOnce {
@@ -299,7 +313,9 @@ package final class EngineCore {
                 // Not now: give back what the prefix lookup took, so the blocks can be used or evicted.
                 freeBlocks(seq)
                 seq.numComputedTokens = 0
-                break
+                guard let batchLine else { break }
+                preempt(running.remove(at: batchLine))
+                continue
             }
             seq.admittedOnce = true
             waiting.removeFirst()

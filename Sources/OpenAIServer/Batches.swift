@@ -3,9 +3,9 @@
 // the same handler as the endpoint it names, so its response body is exactly what that endpoint answers;
 // it is metered like any request, tagged "batch" with the batch's id as its session.
 //
-// Lines run in idle capacity: the runner submits one only while no interactive request waits, keeps at
-// most `batchSlots` in flight, and the engine admits every waiting interactive request before a batch
-// line and preempts batch lines first. Everything is on disk (files, batches, output appended and synced
+// Lines run in idle capacity: the runner submits one only while no interactive request waits and keeps at
+// most `batchSlots` in flight; the engine admits every waiting interactive request before a batch line and
+// pauses batch lines while interactive work runs or waits (EngineCore.schedule). Everything is on disk (files, batches, output appended and synced
 // line by line), so a batch survives a restart: its finished lines are read back from its output and
 // error files and the rest run. A line that was running at a crash runs again (its first run's usage
 // record stays: metering is never lost, at worst counted twice for that line).

@@ -22,7 +22,7 @@ package struct ServerConfig: Sendable {
     /// Where /v1/files and /v1/batches keep files and batches (nil: no batch API).
     package var batchDirectory: URL?
     /// Batch lines in flight at once (`--batch-slots`).
-    package var batchSlots = 1
+    package var batchSlots = 4
     /// Request headers larger than this in total are refused with 400 and the connection closed.
     package var maxHeaderBytes = 32 << 10
     /// A connection with no request in progress for this long is closed (`--idle-timeout`), so idle

@@ -265,12 +265,34 @@ func runToCompletion(_ core: EngineCore, limit: Int = 1000) throws {
         #expect(core.runningIDs == ["chat"])
         try runToCompletion(core)
 
-        // 6 blocks of 4: the older batch line gives its blocks back, not the newer interactive request.
+        // A batch line already running pauses (keeps its blocks, computes nothing) while an interactive
+        // request runs, and goes on after it.
+        let shared = makeCore()
+        let batchLine = Collector()
+        var long = greedyRequest("long", ids(0..<4), maxTokens: 12)
+        long.priority = .batch
+        try shared.add(long, continuation: batchLine.continuation)
+        try shared.step()
+        try shared.step()
+        try shared.add(greedyRequest("chat", ids(10..<14), maxTokens: 3), continuation: nil)
+        let before = shared.snapshot().steps
+        var chatSteps = 0
+        while shared.runningIDs.contains("chat") || shared.waitingIDs.contains("chat") {
+            try shared.step()
+            chatSteps += 1
+        }
+        #expect(shared.runningIDs == ["long"] && chatSteps == 3 && shared.snapshot().steps == before + 3)
+        try runToCompletion(shared)
+        try await batchLine.drain()
+        #expect(batchLine.tokens == Array(4..<16))
+
+        // 6 blocks of 4: the running batch line gives its blocks back to a later interactive request.
         let tight = makeCore(blocks: 6, blockSize: 4)
         let a = Collector(), b = Collector()
         var old = greedyRequest("a", ids(0..<10), maxTokens: 9)
         old.priority = .batch
         try tight.add(old, continuation: a.continuation)
+        for _ in 0..<4 { try tight.step() }
         try tight.add(greedyRequest("b", ids(20..<30), maxTokens: 9), continuation: b.continuation)
         try runToCompletion(tight)
         try await a.drain()

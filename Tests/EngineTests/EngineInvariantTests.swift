@@ -84,12 +84,14 @@ func request(_ id: String, _ prompt: [TokenID], temperature: Float = 0, seed: UI
             alone.append(result.0)
             engine.shutdown()
         }
-        // All at once, with a small token budget so prefill chunks and decodes interleave.
-        let engine = try tinyEngine(prefixCaching: false, maxBatchTokens: 8)
+        // All at once, with a small token budget so prefill chunks and decodes interleave, and half of them
+        // batch lines (paused while the others run, preempted when blocks run short).
+        let engine = try tinyEngine(prefixCaching: false, maxBatchTokens: 8, blocks: 12)
         defer { engine.shutdown() }
         var streams: [AsyncThrowingStream<EngineEvent, Error>] = []
         for (i, p) in prompts.enumerated() {
-            let r = request("t\(i)", p, temperature: temperature, seed: UInt64(i))
+            var r = request("t\(i)", p, temperature: temperature, seed: UInt64(i))
+            if i % 2 == 1 { r.priority = .batch }
             let s: AsyncThrowingStream<EngineEvent, Error>
             do { s = try engine.submit(r) } catch { throw error }
             streams.append(s)
