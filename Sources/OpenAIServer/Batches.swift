@@ -303,16 +303,15 @@ final class BatchRunner: Sendable {
             try await store.put(batch)
         }
         guard errors.isEmpty else { return }
-        // Lines already answered (before a restart) are not run again.
+        // Lines already answered (before a restart) are not run again, and are what the counts start from.
+        let answered = try await store.lines(of: batch.outputFileID), refused = try await store.lines(of: batch.errorFileID)
         var done = Set<String>()
-        for line in try await store.lines(of: batch.outputFileID) + store.lines(of: batch.errorFileID) {
+        for line in answered + refused {
             if case .string(let customID)? = (try? JSON(parsing: Array(line.utf8)))?["custom_id"] { done.insert(customID) }
         }
         batch = await store.batch(id) ?? batch
-        batch.completed = 0
-        batch.failed = 0
-        for line in try await store.lines(of: batch.outputFileID) where !line.isEmpty { batch.completed += 1 }
-        for line in try await store.lines(of: batch.errorFileID) where !line.isEmpty { batch.failed += 1 }
+        batch.completed = answered.count
+        batch.failed = refused.count
         try await store.put(batch)
 
         let pending = lines.filter { !done.contains($0.customID) }

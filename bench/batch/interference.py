@@ -9,7 +9,10 @@ Also the batch's own throughput while it had the machine to itself.
 The server listens on 127.0.0.1 without metering, its batch folder is a temporary one, and it is stopped
 by its PID.
 """
-import argparse, json, os, signal, socket, statistics, subprocess, tempfile, time, urllib.request
+import argparse, json, os, statistics, sys, tempfile, time, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from served import served  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,15 +25,21 @@ def main():
     ap.add_argument("--batch-slots", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     folder = tempfile.mkdtemp(prefix="tally-batch-bench-")
-    proc = subprocess.Popen([a.tally, "serve", "--model", a.model, "--port", str(port), "--threads", str(a.threads), "--no-metering",
-                             "--batch-dir", folder, "--batch-slots", str(a.batch_slots), "--log-level", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    results = {False: [], True: []}
+    with served(a.tally, a.model, "--threads", str(a.threads), "--no-metering", "--batch-dir", folder,
+                "--batch-slots", str(a.batch_slots), "--log-level", "warning") as (base, _):
+        alone = measure(a, base, results)
+    ttft = {k: statistics.median(r[0] for r in v) * 1000 for k, v in results.items()}
+    tps = {k: statistics.median(r[1] for r in v) for k, v in results.items()}
+    print(f"{a.pairs} pairs, batch slots {a.batch_slots}, {a.threads} threads; batch alone: {alone:.1f} generated tokens/s")
+    print(f"time to first token (median ms): no batch {ttft[False]:.1f}, batch running {ttft[True]:.1f}, ratio {ttft[True] / ttft[False]:.2f}")
+    print(f"decode tokens/s (median): no batch {tps[False]:.1f}, batch running {tps[True]:.1f}, ratio {tps[True] / tps[False]:.2f}")
 
+
+def measure(a, base, results):
+    """Fills `results` (with a batch running or not: [(TTFT s, decode tokens/s)]); returns the batch's
+    generated tokens per second alone."""
     def call(path, body=None, method=None, headers=None):
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         request = urllib.request.Request(base + path, data=data, method=method,
@@ -69,44 +78,29 @@ def main():
             time.sleep(0.1)
         return b["id"]
 
-    results = {False: [], True: []}
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        # The batch alone: its throughput over 20 s.
-        batch = start_batch(10_000)
-        time.sleep(3)
-        c0, t0 = call(f"/v1/batches/{batch}")["request_counts"]["completed"], time.time()
-        time.sleep(20)
-        c1, t1 = call(f"/v1/batches/{batch}")["request_counts"]["completed"], time.time()
-        alone = (c1 - c0) * 256 / (t1 - t0)
+    # The batch alone: its throughput over 20 s.
+    batch = start_batch(10_000)
+    time.sleep(3)
+    c0, t0 = call(f"/v1/batches/{batch}")["request_counts"]["completed"], time.time()
+    time.sleep(20)
+    c1, t1 = call(f"/v1/batches/{batch}")["request_counts"]["completed"], time.time()
+    alone = (c1 - c0) * 256 / (t1 - t0)
 
-        def cancel(batch):
-            call(f"/v1/batches/{batch}/cancel", b"", method="POST")
-            while call(f"/v1/batches/{batch}")["status"] not in ("cancelled", "completed"):
-                time.sleep(0.1)
+    def cancel(batch):
+        call(f"/v1/batches/{batch}/cancel", b"", method="POST")
+        while call(f"/v1/batches/{batch}")["status"] not in ("cancelled", "completed"):
+            time.sleep(0.1)
 
-        cancel(batch)
-        for i in range(a.pairs):
-            for with_batch in ([False, True] if i % 2 == 0 else [True, False]):
-                if with_batch:
-                    batch = start_batch(10_000)
-                    time.sleep(1)
-                results[with_batch].append(interactive(i))
-                if with_batch:
-                    cancel(batch)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    ttft = {k: statistics.median(r[0] for r in v) * 1000 for k, v in results.items()}
-    tps = {k: statistics.median(r[1] for r in v) for k, v in results.items()}
-    print(f"{a.pairs} pairs, batch slots {a.batch_slots}, {a.threads} threads; batch alone: {alone:.1f} generated tokens/s")
-    print(f"time to first token (median ms): no batch {ttft[False]:.1f}, batch running {ttft[True]:.1f}, ratio {ttft[True] / ttft[False]:.2f}")
-    print(f"decode tokens/s (median): no batch {tps[False]:.1f}, batch running {tps[True]:.1f}, ratio {tps[True] / tps[False]:.2f}")
+    cancel(batch)
+    for i in range(a.pairs):
+        for with_batch in ([False, True] if i % 2 == 0 else [True, False]):
+            if with_batch:
+                batch = start_batch(10_000)
+                time.sleep(1)
+            results[with_batch].append(interactive(i))
+            if with_batch:
+                cancel(batch)
+    return alone
 
 
 if __name__ == "__main__":

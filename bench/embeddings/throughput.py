@@ -8,7 +8,10 @@ Prints inputs and tokens per second (wall clock), and the cost per 1M tokens fro
 
 The server it starts listens on 127.0.0.1, meters to a temporary SQLite file, and is stopped by its PID.
 """
-import argparse, json, os, signal, socket, subprocess, tempfile, threading, time, urllib.request
+import argparse, json, os, sys, tempfile, threading, time, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from served import served  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf")
@@ -34,22 +37,9 @@ def main():
     a = ap.parse_args()
 
     texts = paragraphs()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     db = os.path.join(tempfile.mkdtemp(), "usage.db")
-    proc = subprocess.Popen([a.tally, "serve", "--model", a.model, "--port", str(port), "--threads", str(a.threads),
-                             "--db", db, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     results, lock = [], threading.Lock()
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-
+    with served(a.tally, a.model, "--threads", str(a.threads), "--db", db, "--log-level", "warning") as (base, _):
         def client(c):
             for r in range(a.requests):
                 k = (c * a.requests + r) * a.inputs
@@ -67,9 +57,6 @@ def main():
         for t in threads:
             t.join()
         wall = time.time() - start
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
 
     tokens = sum(u["prompt_tokens"] for u in results)
     inputs = len(results) * a.inputs

@@ -8,7 +8,10 @@ The server runs with `--idle-prefix-cache-memory 0`, so after the idle time no K
 `--keep-cache` to keep the prefix cache and see what it holds). Everything listens on 127.0.0.1; the server
 it starts is stopped by its PID.
 """
-import argparse, json, os, signal, socket, subprocess, threading, time, urllib.request
+import argparse, json, os, sys, threading, time, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from served import served  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = os.path.join(ROOT, "models/SmolLM2-135M-Instruct-Q8_0.gguf")
@@ -20,22 +23,10 @@ def rss_mib(pid):
 
 
 def measure(tally, idle_release=2.0, requests=8, prompt_words=700, keep_cache=False, kv_memory=512):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     flags = ["--idle-release", str(idle_release), "--kv-memory", str(kv_memory), "--no-metering", "--log-level", "warning"]
     if not keep_cache:
         flags += ["--idle-prefix-cache-memory", "0"]
-    proc = subprocess.Popen([tally, "serve", "--model", MODEL, "--port", str(port), *flags],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with served(tally, MODEL, *flags) as (base, proc):
         time.sleep(idle_release + 1)  # past the start-up's own idle release
         at_rest = rss_mib(proc.pid)
 
@@ -55,9 +46,6 @@ def measure(tally, idle_release=2.0, requests=8, prompt_words=700, keep_cache=Fa
         idle = rss_mib(proc.pid)
         ask(requests)  # still serves: released pages come back as they are written
         return {"at_rest_mib": at_rest, "after_burst_mib": loaded, "after_idle_mib": idle}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 def main():

@@ -9,7 +9,10 @@ their object and parsed (the rest hit max_tokens).
 
 The server it starts listens on 127.0.0.1 without metering and is stopped by its PID.
 """
-import argparse, json, os, signal, socket, statistics, subprocess, time, urllib.request
+import argparse, json, os, statistics, sys, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from served import served  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QUESTIONS = [
@@ -36,23 +39,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--format", choices=["json_object", "json_schema"], default="json_object")
     a = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([a.tally, "serve", "--model", a.model, "--port", str(port), "--threads", str(a.threads),
-                             "--no-metering", "--no-prefix-cache", "--log-level", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     speeds = {False: [], True: []}
     parsed = 0
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-
+    with served(a.tally, a.model, "--threads", str(a.threads), "--no-metering", "--no-prefix-cache", "--log-level", "warning") as (base, _):
         def ask(i, json_mode):
             body = {"messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}], "max_tokens": a.max_tokens,
                     "temperature": 0.8, "seed": i}
@@ -69,9 +58,6 @@ def main():
                 if json_mode and r["choices"][0]["finish_reason"] == "stop":
                     json.loads(r["choices"][0]["message"]["content"])
                     parsed += 1
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
     plain, constrained = statistics.median(speeds[False]), statistics.median(speeds[True])
     print(f"{a.pairs} pairs, max_tokens {a.max_tokens}, temperature 0.8, {a.threads} threads")
     print(f"decode tokens/s (median): plain {plain:.1f}, {a.format} {constrained:.1f}, ratio {constrained / plain:.2f}")
