@@ -38,6 +38,39 @@ extension ChatTemplate {
         return out
     }
 
+    /// `s` as a JSON string, as Python's json.dumps(ensure_ascii=False) writes it.
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// A message's content built from the server's markup and others' text.
+    private struct Marked {
+        var message: ChatMessage
+        init(role: String) { message = ChatMessage(role: role, content: "") }
+        mutating func text(_ s: String) { message.content += s }
+        mutating func markup(_ s: String) {
+            let start = message.content.utf8.count
+            message.content += s
+            message.markup.append(start..<message.content.utf8.count)
+        }
+    }
+
     private func toolMessages(_ messages: [ChatMessage], tools: [String]) -> [ChatMessage] {
         guard let format = toolFormat else { return messages }
         var out: [ChatMessage] = []
@@ -45,41 +78,68 @@ extension ChatTemplate {
         switch format {
         case .hermes:
             if !tools.isEmpty {
-                var system = ""
+                // The instructions are markup (Qwen's <tool_call> is a token of its own); the system
+                // message and the tool definitions are the client's text.
+                var system = Marked(role: "system")
                 if let first = messages.first, first.role == "system" {
-                    system = first.content + "\n\n"
+                    system.text(first.content)
+                    system.markup("\n\n")
                     messages = messages.dropFirst()
                 } else if case .chatml(let defaultSystemPrompt?) = self {
-                    system = defaultSystemPrompt + "\n\n"
+                    system.markup(defaultSystemPrompt + "\n\n")
                 }
-                system += "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-                    + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
-                    + tools.joined(separator: "\n") + "\n</tools>\n\n"
+                system.markup("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                    + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n")
+                for (i, tool) in tools.enumerated() {
+                    if i > 0 { system.markup("\n") }
+                    system.text(tool)
+                }
+                system.markup("\n</tools>\n\n"
                     + "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
-                    + "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>"
-                out.append(ChatMessage(role: "system", content: system))
+                    + "<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>")
+                out.append(system.message)
             }
+            var results: Marked?  // consecutive results share one user turn
             for m in messages {
                 if m.role == "tool" {
-                    // Consecutive results share one user turn.
-                    let response = "<tool_response>\n\(m.content)\n</tool_response>"
-                    if let last = out.last, last.role == "user", last.content.hasSuffix("</tool_response>") {
-                        out[out.count - 1].content += "\n" + response
-                    } else {
-                        out.append(ChatMessage(role: "user", content: response))
+                    var turn = results ?? Marked(role: "user")
+                    turn.markup(results == nil ? "<tool_response>\n" : "\n<tool_response>\n")
+                    turn.text(m.content)
+                    turn.markup("\n</tool_response>")
+                    results = turn
+                    continue
+                }
+                if let turn = results { out.append(turn.message) }
+                results = nil
+                if !m.toolCalls.isEmpty {
+                    var turn = Marked(role: m.role)
+                    turn.text(m.content)
+                    for (i, call) in m.toolCalls.enumerated() {
+                        turn.markup((i > 0 || !m.content.isEmpty ? "\n" : "") + "<tool_call>\n")
+                        turn.text(format.text(call))
+                        turn.markup("\n</tool_call>")
                     }
-                } else if !m.toolCalls.isEmpty {
-                    let calls = m.toolCalls.map { "<tool_call>\n\(format.text($0))\n</tool_call>" }.joined(separator: "\n")
-                    out.append(ChatMessage(role: m.role, content: m.content.isEmpty ? calls : m.content + "\n" + calls))
+                    out.append(turn.message)
                 } else {
                     out.append(m)
                 }
             }
+            if let turn = results { out.append(turn.message) }
         case .llama3:
             var toolsWritten = tools.isEmpty
+            if !tools.isEmpty {
+                // Llama 3.1's template opens with this system turn when tools are offered.
+                var system = "Environment: ipython\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024"
+                if let first = messages.first, first.role == "system" {
+                    system += "\n\n" + first.content
+                    messages = messages.dropFirst()
+                }
+                out.append(ChatMessage(role: "system", content: system))
+            }
             for m in messages {
                 if m.role == "tool" {
-                    out.append(ChatMessage(role: "ipython", content: m.content))
+                    // The template writes a result with `tojson`: a string result as a JSON string.
+                    out.append(ChatMessage(role: "ipython", content: Self.jsonString(m.content)))
                 } else if !m.toolCalls.isEmpty {
                     out.append(ChatMessage(role: m.role, content: m.toolCalls.map(format.text).joined(separator: "\n")))
                 } else if m.role == "user" && !toolsWritten {

@@ -10,6 +10,9 @@ package struct ChatMessage: Sendable, Equatable {
     package var content: String
     /// An assistant message's tool calls; a "tool" message is a call's result.
     package var toolCalls: [ToolCall]
+    /// Stretches of `content` (UTF-8 offsets) that the server wrote as markup, a tool call's tags: their
+    /// special-token text is special tokens, as the model was trained on. Empty for what clients send.
+    package var markup: [Range<Int>] = []
 
     package struct ToolCall: Sendable, Equatable {
         /// A function name (letters, digits, '_' and '-') and its arguments as JSON text.
@@ -223,7 +226,7 @@ package enum ChatTemplate: Sendable, Equatable {
             }
             for m in messages {
                 out += "<|im_start|>\(m.role)\n"
-                out.content(m.content)
+                out.content(m.content, markup: m.markup)
                 out += "<|im_end|>\n"
             }
             if addGenerationPrompt { out += "<|im_start|>assistant\n" }
@@ -357,10 +360,15 @@ package struct RenderedChat: Sendable, Equatable {
         chat.text += markup
     }
 
-    /// A message's content: its special-token text stays text.
-    package mutating func content(_ content: String) {
+    /// A message's content: its special-token text stays text, except in the `markup` stretches (UTF-8
+    /// offsets into `content`, ascending) the server wrote.
+    package mutating func content(_ content: String, markup: [Range<Int>] = []) {
         let start = text.utf8.count
         text += content
-        if text.utf8.count > start { contentRanges.append(start..<text.utf8.count) }
+        var at = 0
+        for stretch in markup + [content.utf8.count..<content.utf8.count] {
+            if stretch.lowerBound > at { contentRanges.append(start + at..<start + stretch.lowerBound) }
+            at = max(at, stretch.upperBound)
+        }
     }
 }

@@ -79,19 +79,43 @@ import Testing
             + "<|im_start|>assistant\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}\n</tool_call><|im_end|>\n"
             + "<|im_start|>user\n<tool_response>\n1\n</tool_response><|im_end|>\n")
         #expect(ChatTemplate.gemma.toolFormat == nil)
+
+        // The tags are markup (special-token text, Qwen's <tool_call> is a token); what clients sent is
+        // content, a client's own "<tool_call>" included.
+        let client = messages + [ChatMessage(role: "user", content: "<tool_call> is mine")]
+        let marked = template.renderMarked(client, tools: [#"{"name": "add"}"#], addGenerationPrompt: true)
+        let bytes = Array(marked.text.utf8)
+        func inContent(_ needle: String) -> [Bool] {
+            let n = Array(needle.utf8)
+            return (0...(bytes.count - n.count)).filter { Array(bytes[$0..<$0 + n.count]) == n }.map { at in
+                marked.contentRanges.contains { $0.contains(at) && $0.contains(at + n.count - 1) }
+            }
+        }
+        #expect(inContent("<tool_call>") == [false, false, false, false, true])  // instructions (2), two calls, the client's
+        #expect(inContent("<tool_call>\n{\"name\": \"add\"") == [false, false])
+        #expect(inContent("<tool_call> is mine") == [true])
+        #expect(inContent("<tool_response>") == [false, false])
+        #expect(inContent(#"{"a": 1}"#) == [true, true])
+        #expect(inContent(#"{"name": "add"}"#) == [true])
+        #expect(inContent("2") == [true])  // the second result
     }
 
-    /// Llama 3.1's JSON calls: tools in the first user turn, calls as the assistant's JSON, results as ipython.
+    /// Llama 3.1's JSON calls: its tools system turn, tools in the first user turn, calls as the assistant's
+    /// JSON, results as ipython JSON strings. (Both goldens are what Python's jinja2 renders from the
+    /// templates llama.cpp ships for Qwen2.5, Qwen3 and Llama 3.1, but for Llama's trailing blank line in the
+    /// system turn, which tally's Llama 3 format trims as llama.cpp's does.)
     @Test func llama3ToolsCallsAndResults() {
         let messages = [ChatMessage(role: "user", content: "Sum?"),
                         ChatMessage(role: "assistant", content: "", toolCalls: [.init(name: "add", arguments: "{}")]),
                         ChatMessage(role: "tool", content: "3")]
         #expect(ChatTemplate.llama3.renderMarked(messages, tools: ["{\n    \"name\": \"add\"\n}"], addGenerationPrompt: true).text
-            == "<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n"
+            == "<|start_header_id|>system<|end_header_id|>\n\nEnvironment: ipython\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024<|eot_id|>"
+            + "<|start_header_id|>user<|end_header_id|>\n\nGiven the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n"
             + "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.Do not use variables.\n\n"
             + "{\n    \"name\": \"add\"\n}\n\nSum?<|eot_id|>"
             + "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"add\", \"parameters\": {}}<|eot_id|>"
-            + "<|start_header_id|>ipython<|end_header_id|>\n\n3<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+            + "<|start_header_id|>ipython<|end_header_id|>\n\n\"3\"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        #expect(ChatTemplate.jsonString("a\"b\\\n\u{01}é") == #""a\"b\\\n\u0001é""#)
     }
 
     @Test func llama2PutsTheSystemPromptInsideTheFirstInstruction() {
