@@ -209,6 +209,16 @@ actor BatchStore {
         batches[batch.id] = batch
     }
 
+    /// Changes a batch in one step (no other change can come between reading and writing it); returns it
+    /// as changed, nil if there is no such batch.
+    @discardableResult
+    func update(_ id: String, _ change: @Sendable (inout StoredBatch) -> Void) throws -> StoredBatch? {
+        guard var batch = batches[id] else { return nil }
+        change(&batch)
+        try put(batch)
+        return batch
+    }
+
     func batch(_ id: String, tenant: String?) -> StoredBatch? {
         guard let batch = batches[id], batch.tenant == tenant else { return nil }
         return batch
@@ -287,20 +297,21 @@ final class BatchRunner: Sendable {
     private func now() -> Int { Int(Date().timeIntervalSince1970) }
 
     private func process(_ id: String) async throws {
-        guard var batch = await store.batch(id) else { return }
+        guard let batch = await store.batch(id) else { return }
         let input = await store.content(batch.inputFileID) ?? []
         let (lines, errors) = BatchLine.parse(input, endpoint: batch.endpoint, maxLines: Self.maxLines)
-        if batch.status == "validating" {
+        let start = now()
+        try await store.update(id) { b in
+            guard b.status == "validating" else { return }
             if errors.isEmpty {
-                batch.total = lines.count
-                batch.status = "in_progress"
-                batch.times["in_progress_at"] = now()
+                b.total = lines.count
+                b.status = "in_progress"
+                b.times["in_progress_at"] = start
             } else {
-                batch.errors = errors
-                batch.status = "failed"
-                batch.times["failed_at"] = now()
+                b.errors = errors
+                b.status = "failed"
+                b.times["failed_at"] = start
             }
-            try await store.put(batch)
         }
         guard errors.isEmpty else { return }
         // Lines already answered (before a restart) are not run again, and are what the counts start from.
@@ -309,10 +320,11 @@ final class BatchRunner: Sendable {
         for line in answered + refused {
             if case .string(let customID)? = (try? JSON(parsing: Array(line.utf8)))?["custom_id"] { done.insert(customID) }
         }
-        batch = await store.batch(id) ?? batch
-        batch.completed = answered.count
-        batch.failed = refused.count
-        try await store.put(batch)
+        let (completed, failed) = (answered.count, refused.count)
+        try await store.update(id) { b in
+            b.completed = completed
+            b.failed = failed
+        }
 
         let pending = lines.filter { !done.contains($0.customID) }
         let tenant = batch.tenant, endpoint = batch.endpoint, expiresAt = batch.expiresAt
@@ -338,24 +350,24 @@ final class BatchRunner: Sendable {
             }
             await group.waitForAll()
         }
-        guard var ended = await store.batch(id) else { return }
-        if expired && ended.status == "in_progress" {
-            ended.status = "expired"
-            ended.times["expired_at"] = now()
-        } else if ended.status == "cancelling" {
-            ended.status = "cancelled"
-            ended.times["cancelled_at"] = now()
-        } else if ended.status == "in_progress" || ended.status == "finalizing" {
-            ended.status = "finalizing"
-            ended.times["finalizing_at"] = ended.times["finalizing_at"] ?? now()
-            try await store.put(ended)
-            ended.status = "completed"
-            ended.times["completed_at"] = now()
-        } else {
-            return
+        guard let current = await store.batch(id) else { return }
+        let usage = try await usage(of: current).serialized, end = now(), timedOut = expired
+        try await store.update(id) { b in
+            if timedOut && b.status == "in_progress" {
+                b.status = "expired"
+                b.times["expired_at"] = end
+            } else if b.status == "cancelling" {
+                b.status = "cancelled"
+                b.times["cancelled_at"] = end
+            } else if b.status == "in_progress" || b.status == "finalizing" {
+                b.times["finalizing_at"] = b.times["finalizing_at"] ?? end
+                b.status = "completed"
+                b.times["completed_at"] = end
+            } else {
+                return
+            }
+            b.usage = usage
         }
-        ended.usage = try await usage(of: ended).serialized
-        try await store.put(ended)
     }
 
     /// Runs one line; its answer goes to the output file (2xx) or the error file.
@@ -539,12 +551,14 @@ extension CompletionService {
     }
 
     func cancelBatch(_ id: String, _ context: ServerRequestContext, batches: BatchStore) async throws -> Response {
-        guard var batch = await batches.batch(id, tenant: tenant(of: context)) else { throw batchNotFound(id) }
-        if batch.status == "validating" || batch.status == "in_progress" {
-            batch.status = "cancelling"
-            batch.times["cancelling_at"] = Int(Date().timeIntervalSince1970)
-            try await batches.put(batch)
+        guard await batches.batch(id, tenant: tenant(of: context)) != nil else { throw batchNotFound(id) }
+        let now = Int(Date().timeIntervalSince1970)
+        let batch = try await batches.update(id) { b in
+            guard b.status == "validating" || b.status == "in_progress" else { return }
+            b.status = "cancelling"
+            b.times["cancelling_at"] = now
         }
+        guard let batch else { throw batchNotFound(id) }
         return jsonResponse(batch.json)
     }
 
