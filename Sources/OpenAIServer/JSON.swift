@@ -1,6 +1,8 @@
 // A small JSON value with ordered object keys, for writing responses and SSE chunks exactly as OpenAI
 // shapes them (explicit nulls, stable key order). Requests are read with Codable (WireRequests.swift).
 
+import Tokenization
+
 /// A JSON value. Objects keep their keys in insertion order.
 package enum JSON: Sendable, Equatable {
     case null
@@ -48,7 +50,7 @@ package enum JSON: Sendable, Equatable {
             if d.isFinite { out += "\(d)" } else if d == -.infinity { out += "-9999.0" } else { out += "null" }
         case .float(let f):
             if f.isFinite { out += "\(f)" } else if f == -.infinity { out += "-9999.0" } else { out += "null" }
-        case .string(let s): Self.writeString(s, into: &out)
+        case .string(let s): appendJSONString(s, to: &out)
         case .array(let items):
             out += "["
             for (i, item) in items.enumerated() {
@@ -60,35 +62,12 @@ package enum JSON: Sendable, Equatable {
             out += "{"
             for (i, (key, value)) in members.enumerated() {
                 if i > 0 { out += "," }
-                Self.writeString(key, into: &out)
+                appendJSONString(key, to: &out)
                 out += ":"
                 value.write(into: &out)
             }
             out += "}"
         }
-    }
-
-    private static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
     }
 }
 

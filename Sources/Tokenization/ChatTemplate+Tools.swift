@@ -40,23 +40,9 @@ extension ChatTemplate {
 
     /// `s` as a JSON string, as Python's json.dumps(ensure_ascii=False) writes it.
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out = ""
+        appendJSONString(s, to: &out)
+        return out
     }
 
     /// A message's content built from the server's markup and others' text.
@@ -155,4 +141,27 @@ extension ChatTemplate {
         }
         return out
     }
+}
+
+/// Appends `s` as a JSON string literal: quotes, backslash escapes for '"', '\\' and control characters,
+/// everything else as it is (Python's json.dumps(ensure_ascii=False)). The server's JSON writer and the
+/// chat templates' `tojson` share it.
+package func appendJSONString(_ s: String, to out: inout String) {
+    out += "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\u{08}": out += "\\b"
+        case "\u{0C}": out += "\\f"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    out += "\""
 }
