@@ -81,7 +81,12 @@ void tally_gemm_q8(const void *w, int k, int row_begin, int row_end,
 #if defined(__x86_64__)
     switch (tally_isa_current()) {
     case TALLY_ISA_AVX512_VNNI: gemm_vnni(w, k, row_begin, row_end, xd, xq, cols, y, ldy); return;
-    case TALLY_ISA_AVX2: gemm_avx2(w, k, row_begin, row_end, xd, xq, cols, y, ldy); return;
+    case TALLY_ISA_AVX2:
+#ifndef TALLY_Q8_TILES_ONLY  // bench/kernels builds it both ways to compare the two
+        if (cols > SMALL_COLS) { tally_gemm_q8_avx2_blocked(w, k, row_begin, row_end, xd, xq, cols, y, ldy); return; }
+#endif
+        gemm_avx2(w, k, row_begin, row_end, xd, xq, cols, y, ldy);
+        return;
     default: break;
     }
 #endif

@@ -35,13 +35,13 @@ package struct QuantizedRows {
     }
 }
 
-/// Quantizes rows `rows` of x [*, width] into the same rows of `out` (scales, quants and block sums).
-/// `width` is a multiple of 32.
-package func quantizeRows(_ x: UnsafePointer<Float>, rows: Range<Int>, width: Int, into out: QuantizedRows) {
+/// Quantizes rows `rows` of x [*, width] into the same rows of `out` (scales, quants and, when `blockSums`,
+/// the block sums only the packed product reads). `width` is a multiple of 32.
+package func quantizeRows(_ x: UnsafePointer<Float>, rows: Range<Int>, width: Int, into out: QuantizedRows, blockSums: Bool = true) {
     guard !rows.isEmpty else { return }
     let b = rows.lowerBound
     tally_quantize_rows_q8(x + b * width, Int32(rows.count), Int32(width), out.scales + b * width / 32, out.quants + b * width)
-    tally_q8_block_sums(out.quants + b * width, Int32(rows.count), Int32(width), out.sums + b * width / 4)
+    if blockSums { tally_q8_block_sums(out.quants + b * width, Int32(rows.count), Int32(width), out.sums + b * width / 4) }
 }
 
 /// y[c, r] = dot(W row r, x row c) for W rows `rows` and x rows c in 0..<tokens; y has `outputStride` values

@@ -22,7 +22,12 @@ package final class LlamaModel: @unchecked Sendable {
         self.pool = pool
         config = try ModelConfig(metadata: file.metadata, vocabRows: file.tensor(named: TensorName.tokenEmbedding)?.dimensions.last)
         weights = try ModelWeights(file: file, config: config, packing: packing ?? (Self.packs ? .inMemory : .unpacked))
+        readsPackedWeights = ([weights.output] + weights.layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up, $0.down] })
+            .contains { $0.packed }
     }
+
+    /// Whether any product reads packed weights (and so the activations' block sums).
+    private let readsPackedWeights: Bool
 
     /// Loads the model at `path`. With the VNNI kernels its packed matrices are mapped from the packed
     /// file beside it (WeightPacking.filePath), written on the first load; `verify` checks all of that
@@ -159,7 +164,7 @@ package final class LlamaModel: @unchecked Sendable {
                 for t in range { rmsNorm(x + t * width, weight: norm, into: w.h + t * width, count: width, epsilon: eps) }
                 input = w.h
             }
-            quantizeRows(input, rows: range, width: width, into: w.quantized!)
+            quantizeRows(input, rows: range, width: width, into: w.quantized!, blockSums: self.readsPackedWeights)
         }
         if tokens < 2 * pool.threadCount {
             body(0..<tokens)

@@ -61,7 +61,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
 
     @Test func q8GemmMatchesTheReferenceOnOddShapes() {
         var rng = TestRNG(state: 2)
-        for (rows, k, cols) in [(1, 32, 1), (3, 96, 1), (5, 64, 3), (17, 576, 5), (130, 96, 7), (8, 1536, 2)] {
+        for (rows, k, cols) in [(1, 32, 1), (3, 96, 1), (5, 64, 3), (17, 576, 5), (130, 96, 7), (8, 1536, 2), (11, 96, 37), (6, 64, 70)] {
             let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
             let x = rng.floats(cols * k)
             let q = (0..<cols).map { Reference.quantizeActivations(Array(x[$0 * k..<($0 + 1) * k]), k: k) }
@@ -94,7 +94,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         var rng = TestRNG(state: 5)
         let rows = 37, k = 576
         let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
-        for cols in [2, 3, 4, 5, 8, 9, 12] {
+        for cols in [2, 3, 4, 5, 8, 9, 12, 33, 40] {
             let x = rng.floats(cols * k)
             let q = (0..<cols).map { Reference.quantizeActivations(Array(x[$0 * k..<($0 + 1) * k]), k: k) }
             let scales = q.flatMap(\.scales), quants = q.flatMap(\.quants)
@@ -113,11 +113,11 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
 
     /// The packed layout: the product equals the reference (rows in 16-row groups, split at a group
     /// boundary), is bit-identical at every ISA level, for any column count (a column alone or among
-    /// others) and to the unpacked VNNI kernel (the same arithmetic as ggml's Q8_0 dot), and a packed row
+    /// others) and to the unpacked AVX2 and VNNI kernels (the same arithmetic as ggml's Q8_0 dot), and a packed row
     /// reads back as the original row.
     @Test func packedQ8GemmMatchesTheReferenceAndIsBitIdenticalEverywhere() {
         var rng = TestRNG(state: 6)
-        for (rows, k, cols) in [(16, 32, 1), (32, 96, 3), (48, 576, 9), (64, 1536, 17), (16, 64, 8)] {
+        for (rows, k, cols) in [(16, 32, 1), (32, 96, 3), (48, 576, 9), (64, 1536, 17), (16, 64, 8), (32, 576, 45)] {
             let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
             var packed = [UInt8](repeating: 0, count: w.count)
             tally_q8p_pack(w, Int32(rows), Int32(k), &packed)
@@ -161,7 +161,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
                     let lastColumn: [Float] = Array(scalar[(last * rows)...])
                     #expect(one.map(\.bitPattern) == lastColumn.map(\.bitPattern), "\(level.name) one column")
                 }
-                if level == .avx512VNNI {
+                if level != .scalar {  // the AVX2 kernels (GEMV, row-streaming, blocked) and the VNNI one
                     var unpacked = [Float](repeating: .nan, count: cols * rows)
                     tally_gemm_q8(w, Int32(k), 0, Int32(rows), scales, quants, Int32(cols), &unpacked, Int32(rows))
                     #expect(unpacked.map(\.bitPattern) == scalar.map(\.bitPattern), "\(rows)x\(k)x\(cols) against the unpacked kernel")

@@ -35,6 +35,9 @@ void tally_gemm_q8(const void *w, int k, int row_begin, int row_end,
                    const float *xd, const int8_t *xq, int cols, float *y, int ldy);
 void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
                           const float *xd, const int8_t *xq, int cols, float *y, int ldy);
+/// The AVX2 form for more than a few columns (q8_0_avx2_blocked.c); tally_gemm_q8 calls it on AVX2 CPUs.
+void tally_gemm_q8_avx2_blocked(const void *w, int k, int row_begin, int row_end,
+                                const float *xd, const int8_t *xq, int cols, float *y, int ldy);
 
 // ---- Packed Q8_0 (q8_0_packed.c) -------------------------------------------------------------------
 // Rows interleaved 16 at a time so one vpdpbusd computes 16 rows' partial sums (layout in q8_0_packed.c);
