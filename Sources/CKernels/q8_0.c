@@ -42,6 +42,7 @@ void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
 #include <immintrin.h>
 
 #define SIMD(name) name##_vnni
+#define STREAM_PREFETCH(p) ((void)0)
 #define TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"
 #define DOT(ax, sw) _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sw)
 #define COLS 4
@@ -53,8 +54,16 @@ void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
 #undef TARGET
 #undef DOT
 #undef COLS
+#undef STREAM_PREFETCH
 
 #define SIMD(name) name##_avx2
+// The GEMV's weight stream, 2 KiB ahead: the hardware prefetcher alone kept one thread at 10-12 GB/s from
+// DRAM here, this at 12-15 (`bash bench/kernels/run.sh gemv`).
+#ifndef TALLY_Q8_NO_STREAM_PREFETCH  // bench/kernels builds it both ways to compare the two
+#define STREAM_PREFETCH(p) _mm_prefetch((const char *)(p) + 2048, _MM_HINT_T0)
+#else
+#define STREAM_PREFETCH(p) ((void)0)
+#endif
 #define TARGET "avx2,fma,f16c"
 #define DOT(ax, sw) _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), _mm256_set1_epi16(1))
 #define COLS 2

@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# The Q8_0 matrix product on SmolLM2's shapes, one thread: the kernel tally_gemm_q8 runs now against the
-# AVX2 tile kernel it replaced for more than 8 columns (built with TALLY_Q8_TILES_ONLY), alternated
-# round by round, medians and their ratio. Usage: bash bench/kernels/run.sh [columns] [rounds]
+# The Q8_0 kernels as they are against the forms they replaced, one thread, alternated round by round;
+# medians and the median of the pairwise ratios.
+#   bash bench/kernels/run.sh gemm [columns] [rounds]   # GMAC/s on SmolLM2's shapes: the blocked AVX2
+#                                                       # product against the tile kernel (TALLY_Q8_TILES_ONLY)
+#   bash bench/kernels/run.sh gemv [rounds]             # GB/s of the one-column product from DRAM: with the
+#                                                       # prefetch ahead against without (TALLY_Q8_NO_STREAM_PREFETCH)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cols=${1:-512} rounds=${2:-9}
+mode=${1:-gemm}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cc=${CC:-clang}
-srcs="bench/kernels/q8_gemm.c Sources/CKernels/q8_0.c Sources/CKernels/q8_0_avx2_blocked.c Sources/CKernels/q8_0_packed.c Sources/CKernels/isa.c Sources/CKernels/half.c"
-$cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -ISources/CKernels/include $srcs -lm -o "$out/now"
-$cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -DTALLY_Q8_TILES_ONLY -ISources/CKernels/include $srcs -lm -o "$out/tiles"
-now=() tiles=()
+kernels="Sources/CKernels/q8_0.c Sources/CKernels/q8_0_avx2_blocked.c Sources/CKernels/q8_0_packed.c Sources/CKernels/isa.c Sources/CKernels/half.c"
+build() { $cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -ISources/CKernels/include "$@" $kernels -lm; }
+if [ "$mode" = gemm ]; then
+    args=("${2:-512}") rounds=${3:-9} unit=GMAC/s before=tiles
+    build bench/kernels/q8_gemm.c -o "$out/now"
+    build bench/kernels/q8_gemm.c -DTALLY_Q8_TILES_ONLY -o "$out/before"
+else
+    args=() rounds=${2:-9} unit=GB/s before=no-prefetch
+    build bench/kernels/gemv.c -o "$out/now"
+    build bench/kernels/gemv.c -DTALLY_Q8_NO_STREAM_PREFETCH -o "$out/before"
+fi
+now=() old=()
 for i in $(seq "$rounds"); do
-    tiles+=("$("$out/tiles" "$cols")")
-    now+=("$("$out/now" "$cols")")
+    old+=("$("$out/before" "${args[@]}")")
+    now+=("$("$out/now" "${args[@]}")")
 done
-python3 - "$cols" "${tiles[*]}" "${now[*]}" <<'PY'
+python3 - "$mode ${args[*]}" "$unit" "$before" "${old[*]}" "${now[*]}" <<'PY'
 import statistics, sys
-cols, tiles, now = sys.argv[1], [float(v) for v in sys.argv[2].split()], [float(v) for v in sys.argv[3].split()]
-ratios = [n / t for n, t in zip(now, tiles)]
-print(f"{cols} columns, {len(now)} alternating rounds, GMAC/s medians: tiles {statistics.median(tiles):.1f}, "
-      f"now {statistics.median(now):.1f}; ratio now/tiles median {statistics.median(ratios):.3f} "
+what, unit, before = sys.argv[1:4]
+old, now = [float(v) for v in sys.argv[4].split()], [float(v) for v in sys.argv[5].split()]
+ratios = [n / o for n, o in zip(now, old)]
+print(f"{what}: {len(now)} alternating rounds, {unit} medians: {before} {statistics.median(old):.1f}, "
+      f"now {statistics.median(now):.1f}; ratio now/{before} median {statistics.median(ratios):.3f} "
       f"(range {min(ratios):.3f}-{max(ratios):.3f})")
 PY
