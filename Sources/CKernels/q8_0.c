@@ -57,8 +57,8 @@ void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
 #undef STREAM_PREFETCH
 
 #define SIMD(name) name##_avx2
-// The GEMV's weight stream, 2 KiB ahead: the hardware prefetcher alone kept one thread at 10-12 GB/s from
-// DRAM here, this at 12-15 (`bash bench/kernels/run.sh gemv`).
+// The GEMV's weight stream, 2 KiB ahead: the hardware prefetcher alone kept one thread at 9-10 GB/s from
+// DRAM here, this at about 12, what a plain read loop gets (`bash bench/kernels/run.sh gemv`).
 #ifndef TALLY_Q8_NO_STREAM_PREFETCH  // bench/kernels builds it both ways to compare the two
 #define STREAM_PREFETCH(p) _mm_prefetch((const char *)(p) + 2048, _MM_HINT_T0)
 #else

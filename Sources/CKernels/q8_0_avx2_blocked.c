@@ -7,7 +7,7 @@
 // block are made by one vmulps before the block loop and read back as broadcast loads (load ports, not
 // vector pipes); the weight scales are converted once per strip, |x| once per column block; the inner
 // loop is sign, vpmaddubsw, vpmaddwd, convert and FMA per row and column, in 14 registers.
-// `bash bench/kernels/run.sh gemm`: 1.32x the tile kernel (gemm_avx2) on SmolLM2's shapes at 512 columns.
+// `bash bench/kernels/run.sh gemm`: 1.32-1.37x the tile kernel (gemm_avx2) on SmolLM2's shapes at 512 columns.
 //
 // Arithmetic: each output is the same chain of roundings as gemm_avx2's (and ggml's): lane j of an
 // 8-lane accumulator takes, block by block, the exact integer sum of quants 4j..4j+3 times the float
