@@ -14,6 +14,7 @@
 // product d_w * d_x by FMA, and the lanes are summed as hsum does. So outputs are bit-identical to the
 // GEMV and to the packed kernels whatever the column count.
 #include "CKernels.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,9 +57,35 @@ static inline void tile4(const uint8_t *const rows[4], int nb, const int8_t *x0,
     }
 }
 
-/// One thread's scratch, kept between calls (a pool thread runs a product per matrix per step).
-static _Thread_local uint8_t *scratch;
-static _Thread_local size_t scratch_bytes;
+/// One thread's scratch, kept between calls (a pool thread runs a product per matrix per step) and freed
+/// when the thread ends (a pool's workers end with it).
+typedef struct { size_t bytes; uint8_t *data; } scratch_buffer;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    scratch_buffer *s = p;
+    free(s->data);
+    free(s);
+}
+
+static void scratch_key_create(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+/// This thread's scratch of at least `bytes` (64-byte aligned), or NULL if memory is short.
+static uint8_t *thread_scratch(size_t bytes) {
+    pthread_once(&scratch_once, scratch_key_create);
+    scratch_buffer *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        pthread_setspecific(scratch_key, s);
+    }
+    if (s->bytes < bytes) {
+        free(s->data);
+        s->bytes = (bytes + 63) / 64 * 64;
+        if (!(s->data = aligned_alloc(64, s->bytes))) s->bytes = 0;
+    }
+    return s->data;
+}
 
 __attribute__((target(TARGET)))
 void tally_gemm_q8_avx2_blocked(const void *w, int k, int row_begin, int row_end,
@@ -70,11 +97,10 @@ void tally_gemm_q8_avx2_blocked(const void *w, int k, int row_begin, int row_end
     // products [nb, 8]; the strip's weight scales [nb, 4].
     const size_t abs_bytes = (size_t)COLUMN_BLOCK * k, pair_bytes = (size_t)(COLUMN_BLOCK / 2) * nb * 32;
     const size_t need = abs_bytes + pair_bytes + (size_t)nb * 16 + (size_t)nb * 32;
-    if (scratch_bytes < need) {
-        free(scratch);
-        scratch_bytes = (need + 63) / 64 * 64;
-        scratch = aligned_alloc(64, scratch_bytes);
-        if (!scratch) { scratch_bytes = 0; tally_gemm_q8_scalar(w, k, row_begin, row_end, xd, xq, cols, y, ldy); return; }
+    uint8_t *scratch = thread_scratch(need);
+    if (!scratch) {  // column by column through the GEMV: slower, same bits
+        for (int c = 0; c < cols; c++) tally_gemm_q8(w, k, row_begin, row_end, xd + (size_t)c * nb, xq + (size_t)c * k, 1, y + (size_t)c * ldy, ldy);
+        return;
     }
     uint8_t *ax = scratch;
     float *dxp = (float *)(scratch + abs_bytes);

@@ -62,12 +62,14 @@ final class UsageRecorder: Sendable {
     func finished(_ reason: FinishReason, _ stats: RequestStats) {
         let report: (ended: Ended, waiters: [CheckedContinuation<Ended, Never>])? = state.withLock { state in
             guard case .running(let waiters) = state else { return nil }
+            // Counted before the state says ended: a response sent once it does is already on /metrics (a
+            // client that scraped right after its answer could miss it, as a CI run once did).
+            metrics.recordFinished(reason: reason.rawValue, stats: stats, endToEndSeconds: (ContinuousClock.now - arrival).inSeconds)
             let ended = Ended(stats: stats, write: meter.map { $0.recordInBackground(record(reason, stats, at: $0.now)) })
             state = .ended(ended)
             return (ended, waiters)
         }
         guard let report else { return }
-        metrics.recordFinished(reason: reason.rawValue, stats: stats, endToEndSeconds: (ContinuousClock.now - arrival).inSeconds)
         for waiter in report.waiters { waiter.resume(returning: report.ended) }
         logFinished(reason, stats, write: report.ended.write)
     }
