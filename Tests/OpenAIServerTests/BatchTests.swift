@@ -185,7 +185,10 @@ import Testing
             let jsonl = (0..<20).map { Self.line("l\($0)", Self.chat) }.joined(separator: "\n")
             let file = try await upload(client, jsonl).json()
             let id = try #require(try await createBatch(client, file: file["id"] as! String)["id"] as? String)
-            try await Task.sleep(for: .milliseconds(300))
+            // Cancel once the first line is in the engine (a fixed sleep let a loaded CI machine finish all 20 first).
+            let deadline = ContinuousClock.now + .seconds(30)
+            while slow.submitted.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(!slow.submitted.isEmpty)
             let cancelling = try await client.post("/v1/batches/\(id)/cancel", "").json()
             #expect(["cancelling", "completed"].contains(cancelling["status"] as? String ?? ""))
             let batch = try await finished(client, id)
