@@ -79,7 +79,7 @@ static void run_tiled(shape *sh) {
     tally_attention_args a = {
         .q = sh->q, .k_cache = sh->k, .v_cache = sh->v, .block_tables = sh->tables, .context_lengths = sh->ctx,
         .tokens = sh->tokens, .head_count = HEADS, .kv_head_count = KV_HEADS, .head_dim = HD, .block_size = BS,
-        .kv_f16 = 0, .scale = 0.125f, .out = sh->out_tiled,
+        .kv_type = TALLY_KV_F32, .scale = 0.125f, .out = sh->out_tiled,
     };
     tally_attention(&a, sh->tiles, 0, sh->tile_count, sh->scratch);
 }
