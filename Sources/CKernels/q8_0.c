@@ -58,7 +58,7 @@ void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
 
 #define SIMD(name) name##_avx2
 // The GEMV's weight stream, 2 KiB ahead: the hardware prefetcher alone kept one thread at 9-10 GB/s from
-// DRAM here, this at about 12, what a plain read loop gets (`bash bench/kernels/run.sh gemv`).
+// DRAM here, this at about 12 (`bash bench/kernels/run.sh gemv`).
 #ifndef TALLY_Q8_NO_STREAM_PREFETCH  // bench/kernels builds it both ways to compare the two
 #define STREAM_PREFETCH(p) _mm_prefetch((const char *)(p) + 2048, _MM_HINT_T0)
 #else
@@ -72,6 +72,7 @@ void tally_gemm_q8_scalar(const void *w, int k, int row_begin, int row_end,
 #undef TARGET
 #undef DOT
 #undef COLS
+#undef STREAM_PREFETCH
 #endif
 
 void tally_quantize_rows_q8(const float *x, int rows, int k, float *xd, int8_t *xq) {

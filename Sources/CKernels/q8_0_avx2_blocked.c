@@ -14,6 +14,7 @@
 // product d_w * d_x by FMA, and the lanes are summed as hsum does. So outputs are bit-identical to the
 // GEMV and to the packed kernels whatever the column count.
 #include "CKernels.h"
+#include "vmath.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +25,6 @@
 #define TARGET "avx2,fma,f16c"
 /// Columns per column block: their |x| and scales stay in L2 while every row strip passes over them.
 #define COLUMN_BLOCK 32
-
-__attribute__((target(TARGET)))
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /// Rows `rows[0..3]` times columns x0 (and x1 when ncols is 2) over nb blocks, into acc[row][col].
 /// a0/a1 are |x| of the columns, dd[8b + 4c + i] the scale product of block b, column c, row i.
@@ -146,8 +139,8 @@ void tally_gemm_q8_avx2_blocked(const void *w, int k, int row_begin, int row_end
                 else tile4(rows, nb, x0, x0, a0, a0, dd, 1, acc);
                 float *out = y + (size_t)(c0 + c) * ldy + r;
                 for (int i = 0; i < nrows; i++) {
-                    out[i] = hsum8(acc[i][0]);
-                    if (two) out[ldy + i] = hsum8(acc[i][1]);
+                    out[i] = hsum_avx2(acc[i][0]);
+                    if (two) out[ldy + i] = hsum_avx2(acc[i][1]);
                 }
             }
         }

@@ -5,6 +5,8 @@
 #                                                       # product against the tile kernel (TALLY_Q8_TILES_ONLY)
 #   bash bench/kernels/run.sh gemv [rounds]             # GB/s of the one-column product from DRAM: with the
 #                                                       # prefetch ahead against without (TALLY_Q8_NO_STREAM_PREFETCH)
+#   bash bench/kernels/run.sh pipes                     # cycles per row x column x block: the instruction
+#                                                       # sequence in registers, its variants, the kernel in L1
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-gemm}
@@ -13,6 +15,11 @@ trap 'rm -rf "$out"' EXIT
 cc=${CC:-clang}
 kernels="Sources/CKernels/q8_0.c Sources/CKernels/q8_0_avx2_blocked.c Sources/CKernels/q8_0_packed.c Sources/CKernels/isa.c Sources/CKernels/half.c"
 build() { $cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -ISources/CKernels/include "$@" $kernels -lm; }
+if [ "$mode" = pipes ]; then
+    build bench/kernels/pipes.c -o "$out/pipes"
+    "$out/pipes"
+    exit 0
+fi
 if [ "$mode" = gemm ]; then
     args=("${2:-512}") rounds=${3:-9} unit=GMAC/s before=tiles
     build bench/kernels/q8_gemm.c -o "$out/now"
