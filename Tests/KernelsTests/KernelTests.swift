@@ -94,7 +94,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         var rng = TestRNG(state: 5)
         let rows = 37, k = 576
         let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
-        for cols in [2, 3, 4, 5, 8, 9, 12, 33, 40] {
+        for cols in [2, 3, 4, 5, 8, 9, 12, 33, 40, 65, 131] {  // past one and two of the blocked kernel's column blocks
             let x = rng.floats(cols * k)
             let q = (0..<cols).map { Reference.quantizeActivations(Array(x[$0 * k..<($0 + 1) * k]), k: k) }
             let scales = q.flatMap(\.scales), quants = q.flatMap(\.quants)
@@ -117,7 +117,7 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
     /// reads back as the original row.
     @Test func packedQ8GemmMatchesTheReferenceAndIsBitIdenticalEverywhere() {
         var rng = TestRNG(state: 6)
-        for (rows, k, cols) in [(16, 32, 1), (32, 96, 3), (48, 576, 9), (64, 1536, 17), (16, 64, 8), (32, 576, 45)] {
+        for (rows, k, cols) in [(16, 32, 1), (32, 96, 3), (48, 576, 9), (64, 1536, 17), (16, 64, 8), (32, 576, 45), (48, 96, 70)] {
             let w = randomQ8Weights(rows: rows, k: k, rng: &rng)
             var packed = [UInt8](repeating: 0, count: w.count)
             tally_q8p_pack(w, Int32(rows), Int32(k), &packed)
