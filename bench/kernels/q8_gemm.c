@@ -1,11 +1,16 @@
-// Times tally_gemm_q8 (the kernel chosen at run time) on SmolLM2-135M's matrix shapes at N columns, one
-// thread: prints the total GMAC/s over the four shapes (best of `reps` calls each). run.sh builds it twice,
-// with and without TALLY_Q8_TILES_ONLY, and alternates the two.
-#include "CKernels.h"
+// Times two builds of tally_gemm_q8 (the kernel chosen at run time), each a shared library, on SmolLM2-135M's
+// matrix shapes at N columns, one thread, alternating the two call by call within one process: this VM has
+// slow spells lasting seconds, which alternating whole processes spreads unevenly over the two. Prints, per
+// shape and in total, the best GMAC/s of each over `rounds` calls and the ratio. run.sh builds the libraries.
+//   q8_gemm BEFORE.so NOW.so [columns] [rounds]
+#include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+typedef void (*gemm_fn)(const void *w, int k, int row_begin, int row_end, const float *xd, const int8_t *xq, int cols, float *y, int ldy);
 
 static double now(void) {
     struct timespec t;
@@ -13,11 +18,26 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+static gemm_fn load(const char *path) {
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    gemm_fn f = lib ? (gemm_fn)dlsym(lib, "tally_gemm_q8") : NULL;
+    if (!f) {
+        fprintf(stderr, "%s: %s\n", path, dlerror());
+        exit(1);
+    }
+    return f;
+}
+
 int main(int argc, char **argv) {
-    const int cols = argc > 1 ? atoi(argv[1]) : 512, reps = argc > 2 ? atoi(argv[2]) : 5;
+    if (argc < 3) {
+        fprintf(stderr, "usage: q8_gemm BEFORE.so NOW.so [columns] [rounds]\n");
+        return 2;
+    }
+    const gemm_fn fn[2] = {load(argv[1]), load(argv[2])};
+    const int cols = argc > 3 ? atoi(argv[3]) : 512, rounds = argc > 4 ? atoi(argv[4]) : 15;
     // q,k,v (960 rows), attn_output, ffn_gate+ffn_up, ffn_down: rows x k
     const int shapes[][2] = {{960, 576}, {576, 576}, {3072, 576}, {576, 1536}};
-    double seconds = 0, macs = 0;
+    double best[2][4], total[2] = {0, 0}, macs = 0;
     srand(1);
     for (int s = 0; s < 4; s++) {
         const int rows = shapes[s][0], k = shapes[s][1], nb = k / 32;
@@ -31,18 +51,21 @@ int main(int argc, char **argv) {
         int8_t *xq = malloc((size_t)cols * k);
         for (int i = 0; i < cols * nb; i++) xd[i] = 0.01f + (rand() % 100) * 1e-4f;
         for (size_t i = 0; i < (size_t)cols * k; i++) xq[i] = (int8_t)(rand() % 255 - 127);
-        float *y = malloc(sizeof(float) * rows * cols);
-        double best = 1e9;
-        for (int r = 0; r < reps; r++) {
-            const double t0 = now();
-            tally_gemm_q8(w, k, 0, rows, xd, xq, cols, y, rows);
-            const double t = now() - t0;
-            if (t < best) best = t;
-        }
-        seconds += best;
-        macs += (double)rows * k * cols;
-        free(w), free(xd), free(xq), free(y);
+        float *y[2] = {malloc(sizeof(float) * rows * cols), malloc(sizeof(float) * rows * cols)};
+        best[0][s] = best[1][s] = 1e9;
+        for (int r = 0; r < rounds; r++)
+            for (int v = 0; v < 2; v++) {
+                const double t0 = now();
+                fn[v](w, k, 0, rows, xd, xq, cols, y[v], rows);
+                const double t = now() - t0;
+                if (t < best[v][s]) best[v][s] = t;
+            }
+        if (memcmp(y[0], y[1], sizeof(float) * rows * cols)) printf("shape %dx%d: the two builds' outputs differ\n", rows, k);
+        const double m = (double)rows * k * cols;
+        printf("%4d x %4d: %6.1f and %6.1f GMAC/s, ratio %.3f\n", rows, k, m / best[0][s] * 1e-9, m / best[1][s] * 1e-9, best[0][s] / best[1][s]);
+        total[0] += best[0][s], total[1] += best[1][s], macs += m;
+        free(w), free(xd), free(xq), free(y[0]), free(y[1]);
     }
-    printf("%.2f\n", macs / seconds * 1e-9);
+    printf("total: %.1f and %.1f GMAC/s, ratio %.3f\n", macs / total[0] * 1e-9, macs / total[1] * 1e-9, total[0] / total[1]);
     return 0;
 }

@@ -2,7 +2,8 @@
 # The Q8_0 kernels as they are against the forms they replaced, one thread, alternated round by round;
 # medians and the median of the pairwise ratios.
 #   bash bench/kernels/run.sh gemm [columns] [rounds]   # GMAC/s on SmolLM2's shapes: the blocked AVX2
-#                                                       # product against the tile kernel (TALLY_Q8_TILES_ONLY)
+#                                                       # product against the tile kernel (TALLY_Q8_TILES_ONLY),
+#                                                       # the two alternated call by call in one process; best of each
 #   BASE=<git revision> bash bench/kernels/run.sh gemm|gemv ...
 #                                                       # against that revision's Sources/CKernels instead
 #   bash bench/kernels/run.sh gemv [rounds]             # GB/s of the one-column product from DRAM: with the
@@ -33,14 +34,23 @@ if [ "$mode" = pipes ]; then
     exit 0
 fi
 if [ "$mode" = gemm ]; then
-    args=("${2:-512}") rounds=${3:-9} unit=GMAC/s before=${BASE:-tiles}
-    build bench/kernels/q8_gemm.c -o "$out/now"
-    build_before bench/kernels/q8_gemm.c "$out/before" TALLY_Q8_TILES_ONLY
-else
-    args=() rounds=${2:-9} unit=GB/s before=${BASE:-no-prefetch}
-    build bench/kernels/gemv.c -o "$out/now"
-    build_before bench/kernels/gemv.c "$out/before" TALLY_Q8_NO_STREAM_PREFETCH
+    # Both builds as shared libraries in one process (q8_gemm.c says why).
+    build -shared -fPIC -o "$out/now.so"
+    if [ -n "${BASE:-}" ]; then
+        mkdir -p "$out/base"
+        git archive "$BASE" Sources/CKernels | tar -x -C "$out/base"
+        (cd "$out/base" && $cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -ISources/CKernels/include -shared -fPIC $kernels -lm -o "$out/before.so")
+    else
+        build -DTALLY_Q8_TILES_ONLY -shared -fPIC -o "$out/before.so"
+    fi
+    $cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L bench/kernels/q8_gemm.c -ldl -o "$out/q8_gemm"
+    echo "before: ${BASE:-tiles (TALLY_Q8_TILES_ONLY)}; now: the working tree"
+    "$out/q8_gemm" "$out/before.so" "$out/now.so" "${2:-512}" "${3:-15}"
+    exit 0
 fi
+args=() rounds=${2:-9} unit=GB/s before=${BASE:-no-prefetch}
+build bench/kernels/gemv.c -o "$out/now"
+build_before bench/kernels/gemv.c "$out/before" TALLY_Q8_NO_STREAM_PREFETCH
 now=() old=()
 for i in $(seq "$rounds"); do
     old+=("$("$out/before" "${args[@]}")")
