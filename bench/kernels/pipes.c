@@ -1,8 +1,9 @@
 // Cycles per row x column x 32-value block of the AVX2 Q8_0 product, on this CPU, one thread:
-//   the instruction sequence alone, everything in registers (8 independent accumulators), as the blocked
-//   kernel does it (sign, vpmaddubsw, vpmaddwd, convert, FMA), without the sign (what an unsigned offset
-//   would save, were vpmaddubsw's int16 sums not to overflow), and as int16 products (vpmaddwd twice);
-//   then tally_gemm_q8 itself on data that stays in L1 (64 x 576 weights, 32 columns).
+//   the instruction sequence alone, everything in registers (8 independent accumulators): as ggml and the
+//   GEMV do it (sign, vpmaddubsw, vpmaddwd, convert, FMA), without the sign (what an unsigned offset would
+//   save, were vpmaddubsw's int16 sums not to overflow), and as int16 products (vpmaddwd twice, vpaddd,
+//   convert, FMA: what the blocked kernel does on quants widened beforehand); then tally_gemm_q8 itself on
+//   data that stays in L1 (64 x 576 weights, 32 columns).
 // The clock is taken from a chain of dependent adds (one cycle each). Run: bash bench/kernels/run.sh pipes
 #include "CKernels.h"
 #include <stdio.h>

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Q8_0 kernels as they are against the forms they replaced, one thread, alternated round by round;
-# medians and the median of the pairwise ratios.
+# The Q8_0 kernels as they are against the forms they replaced, one thread. gemm alternates the two call by
+# call in one process and takes the best of each; gemv alternates whole runs (medians, the median of the
+# pairwise ratios, and the best of each).
 #   bash bench/kernels/run.sh gemm [columns] [rounds]   # GMAC/s on SmolLM2's shapes: the blocked AVX2
 #                                                       # product against the tile kernel (TALLY_Q8_TILES_ONLY),
 #                                                       # the two alternated call by call in one process; best of each
@@ -18,14 +19,16 @@ trap 'rm -rf "$out"' EXIT
 cc=${CC:-clang}
 kernels="Sources/CKernels/q8_0.c Sources/CKernels/q8_0_avx2_blocked.c Sources/CKernels/q8_0_packed.c Sources/CKernels/isa.c Sources/CKernels/half.c"
 build() { $cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -ISources/CKernels/include "$@" $kernels -lm; }
-# The "before" build: with the define that turns the newer path off, or the kernels as they were at $BASE.
+# The kernels as they were at $BASE, extracted once into $out/base.
+base_tree() { [ -d "$out/base" ] || { mkdir -p "$out/base" && git archive "$BASE" Sources/CKernels | tar -x -C "$out/base"; }; }
+# The "before" build: with the define that turns the newer path off ($1), or from $BASE's kernels.
 build_before() {
+    local define=$1; shift
     if [ -n "${BASE:-}" ]; then
-        mkdir -p "$out/base"
-        git archive "$BASE" Sources/CKernels | tar -x -C "$out/base"
-        (cd "$out/base" && $cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -ISources/CKernels/include "$OLDPWD/$1" $kernels -lm -o "$2")
+        base_tree
+        (cd "$out/base" && build "$@")
     else
-        build "$1" "-D$3" -o "$2"
+        build "-D$define" "$@"
     fi
 }
 if [ "$mode" = pipes ]; then
@@ -36,13 +39,7 @@ fi
 if [ "$mode" = gemm ]; then
     # Both builds as shared libraries in one process (q8_gemm.c says why).
     build -shared -fPIC -o "$out/now.so"
-    if [ -n "${BASE:-}" ]; then
-        mkdir -p "$out/base"
-        git archive "$BASE" Sources/CKernels | tar -x -C "$out/base"
-        (cd "$out/base" && $cc -O3 -std=c11 -D_POSIX_C_SOURCE=200809L -ISources/CKernels/include -shared -fPIC $kernels -lm -o "$out/before.so")
-    else
-        build -DTALLY_Q8_TILES_ONLY -shared -fPIC -o "$out/before.so"
-    fi
+    build_before TALLY_Q8_TILES_ONLY -shared -fPIC -o "$out/before.so"
     $cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L bench/kernels/q8_gemm.c -ldl -o "$out/q8_gemm"
     echo "before: ${BASE:-tiles (TALLY_Q8_TILES_ONLY)}; now: the working tree"
     "$out/q8_gemm" "$out/before.so" "$out/now.so" "${2:-512}" "${3:-15}"
@@ -50,7 +47,7 @@ if [ "$mode" = gemm ]; then
 fi
 args=() rounds=${2:-9} unit=GB/s before=${BASE:-no-prefetch}
 build bench/kernels/gemv.c -o "$out/now"
-build_before bench/kernels/gemv.c "$out/before" TALLY_Q8_NO_STREAM_PREFETCH
+build_before TALLY_Q8_NO_STREAM_PREFETCH "$PWD/bench/kernels/gemv.c" -o "$out/before"
 now=() old=()
 for i in $(seq "$rounds"); do
     old+=("$("$out/before" "${args[@]}")")
