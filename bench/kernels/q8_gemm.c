@@ -3,37 +3,15 @@
 // slow spells lasting seconds, which alternating whole processes spreads unevenly over the two. Prints, per
 // shape and in total, the best GMAC/s of each over `rounds` calls and the ratio. run.sh builds the libraries.
 //   q8_gemm BEFORE.so NOW.so [columns] [rounds]
-#include <dlfcn.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include "bench_libs.h"
 #include <string.h>
-#include <time.h>
-
-typedef void (*gemm_fn)(const void *w, int k, int row_begin, int row_end, const float *xd, const int8_t *xq, int cols, float *y, int ldy);
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static gemm_fn load(const char *path) {
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    gemm_fn f = lib ? (gemm_fn)dlsym(lib, "tally_gemm_q8") : NULL;
-    if (!f) {
-        fprintf(stderr, "%s: %s\n", path, dlerror());
-        exit(1);
-    }
-    return f;
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: q8_gemm BEFORE.so NOW.so [columns] [rounds]\n");
         return 2;
     }
-    const gemm_fn fn[2] = {load(argv[1]), load(argv[2])};
+    const gemm_fn fn[2] = {load_gemm(argv[1]), load_gemm(argv[2])};
     const int cols = argc > 3 ? atoi(argv[3]) : 512, rounds = argc > 4 ? atoi(argv[4]) : 15;
     // q,k,v (960 rows), attn_output, ffn_gate+ffn_up, ffn_down: rows x k
     const int shapes[][2] = {{960, 576}, {576, 576}, {3072, 576}, {576, 1536}};
