@@ -4,6 +4,9 @@
 // Spinning longer than YIELD_AFTER_NS also yields the core now and then: on a machine with more runnable
 // threads than cores, the thread being waited for may be descheduled, and pure spinning would burn the
 // rest of a time slice (milliseconds) per dispatch instead of letting it run.
+// Within a dispatch, participants can take rows from shared work lists (tally_pool_claim) instead of
+// fixed shares: on a VM whose cores run at different speeds from moment to moment, fixed halves left one
+// thread waiting for the other.
 #include "CKernels.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +30,7 @@ struct tally_pool {
     _Atomic int stop;
     tally_pool_fn fn;
     void *context;
+    _Atomic int claimed[TALLY_POOL_LISTS];  // rows handed out of each work list in this dispatch
     pthread_mutex_t mutex;
     pthread_cond_t wake;
 };
@@ -112,6 +116,7 @@ void tally_pool_destroy(tally_pool *pool) {
 int tally_pool_threads(const tally_pool *pool) { return pool->threads; }
 
 void tally_pool_run(tally_pool *pool, tally_pool_fn fn, void *context) {
+    for (int i = 0; i < TALLY_POOL_LISTS; i++) atomic_store_explicit(&pool->claimed[i], 0, memory_order_relaxed);
     if (pool->threads == 1) { fn(context, 0, 1); return; }
     pool->fn = fn;
     pool->context = context;
@@ -129,5 +134,23 @@ void tally_pool_run(tally_pool *pool, tally_pool_fn fn, void *context) {
         if ((i & 255) != 0) continue;
         if (wait_start == 0) wait_start = now_ns();
         else if (now_ns() - wait_start >= YIELD_AFTER_NS) sched_yield();
+    }
+}
+
+int tally_pool_claim(tally_pool *pool, int list, int total, int granule, int minimum, int *end) {
+    _Atomic int *claimed = &pool->claimed[list];
+    int begin = atomic_load_explicit(claimed, memory_order_relaxed);
+    for (;;) {
+        if (begin >= total) return -1;
+        // One participant takes everything at once: pieces would only add calls.
+        int rows = pool->threads == 1 ? total - begin : (total - begin) / (2 * pool->threads);
+        if (rows < minimum) rows = minimum;
+        rows = (rows + granule - 1) / granule * granule;
+        const int stop = total - begin <= rows ? total : begin + rows;
+        // On failure begin is reloaded: another participant took rows first.
+        if (atomic_compare_exchange_weak_explicit(claimed, &begin, stop, memory_order_relaxed, memory_order_relaxed)) {
+            *end = stop;
+            return begin;
+        }
     }
 }

@@ -30,6 +30,16 @@ package final class ComputePool: @unchecked Sendable {
         }
     }
 
+    /// Inside `run`: the next rows of work list `list` (0 ..< 8) of [0, total) for the calling participant,
+    /// or nil when all have been handed out. Pieces shrink as the list empties (about remaining / (2 x
+    /// threads), at least `minimum`), so a participant that runs slower, or starts later, takes fewer of
+    /// them: no one waits long at the end of a dispatch. Boundaries fall on multiples of `granule`.
+    package func claim(list: Int, of total: Int, granule: Int, minimum: Int) -> Range<Int>? {
+        var end: Int32 = 0
+        let begin = tally_pool_claim(pool, Int32(list), Int32(total), Int32(granule), Int32(minimum), &end)
+        return begin < 0 ? nil : Int(begin)..<Int(end)
+    }
+
     /// Splits [0, count) into one contiguous range per thread, boundaries on multiples of `granule`.
     package static func share(of count: Int, thread: Int, of threads: Int, granule: Int = 4) -> Range<Int> {
         let units = (count + granule - 1) / granule

@@ -77,31 +77,30 @@ package final class LlamaModel: @unchecked Sendable {
         for (l, layer) in weights.layers.enumerated() {
             // h [n, e] = rmsnorm(x) * attn_norm, quantized
             prepareInput(w.x, norm: layer.attentionNorm, tokens: n, width: e)
-            // q [n, queryWidth], k and v [n, kvWidth] = h · Wq, Wk, Wv (+ biases); each thread then norms
-            // (Qwen3), ropes and stores its rows
-            matmul([(layer.query, w.q), (layer.key, w.k), (layer.value, w.v)], input: w.h, tokens: n) { thread, threads in
-                self.ropeAndStoreKV(layer: l, step: step, thread: thread, of: threads)
+            // q [n, queryWidth], k and v [n, kvWidth] = h · Wq, Wk, Wv (+ biases); each piece of rows is then
+            // normed (Qwen3), roped and stored
+            matmul([[(layer.query, w.q)], [(layer.key, w.k)], [(layer.value, w.v)]], input: w.h, tokens: n) { part, rows in
+                self.ropeAndStoreKV(layer: l, step: step, part: part, rows: rows)
             }
             // att [n, queryWidth] = softmax(q·kᵀ / sqrt(headDim)) · v, causal, per head (GQA), in tiles
             attention(queries: w.q, keys: kv.keys[l], values: kv.values[l], shape: step.attentionShape, tables: step.tables,
                       tiles: step.plan.tiles, share: step.plan.share, pool: pool, scratch: w.scratch, into: w.attention)
             // x [n, e] += Wo · att  (each thread adds its rows)
             prepareInput(w.attention, norm: nil, tokens: n, width: c.queryWidth)
-            matmul([(layer.output, w.h)], input: w.attention, tokens: n) { thread, threads in
-                self.addResidual(w.h, share: self.share(layer.output, thread, threads), tokens: n)
+            matmul([[(layer.output, w.h)]], input: w.attention, tokens: n) { _, rows in
+                self.addResidual(w.h, rows: rows, tokens: n)
             }
             // h [n, e] = rmsnorm(x) * ffn_norm, quantized
             prepareInput(w.x, norm: layer.feedForwardNorm, tokens: n, width: e)
             // gate, up [n, ff] = h · Wgate, Wup; gate = silu(gate) * up (each thread on its rows)
-            matmul([(layer.gate, w.gate), (layer.up, w.up)], input: w.h, tokens: n) { thread, threads in
-                // gate and up have the same rows, so the same share: this thread's SwiGLU needs only its own outputs
-                let s = self.share(layer.gate, thread, threads)
+            matmul([[(layer.gate, w.gate), (layer.up, w.up)]], input: w.h, tokens: n) { _, s in
+                // gate and up rows come in the same pieces: a piece's SwiGLU needs only its own outputs
                 for t in 0..<n { swiglu(gate: w.gate + t * ff + s.lowerBound, up: w.up + t * ff + s.lowerBound, into: w.gate + t * ff + s.lowerBound, count: s.count) }
             }
             // x [n, e] += Wdown · gate
             prepareInput(w.gate, norm: nil, tokens: n, width: ff)
-            matmul([(layer.down, w.h)], input: w.gate, tokens: n) { thread, threads in
-                self.addResidual(w.h, share: self.share(layer.down, thread, threads), tokens: n)
+            matmul([[(layer.down, w.h)]], input: w.gate, tokens: n) { _, rows in
+                self.addResidual(w.h, rows: rows, tokens: n)
             }
         }
 
@@ -119,7 +118,7 @@ package final class LlamaModel: @unchecked Sendable {
             (w.x2 + i * e).update(from: w.x + t * e, count: e)
         }
         prepareInput(w.x2, norm: weights.outputNorm, tokens: r, width: e)
-        matmul([(weights.output, w.logits)], input: w.h, tokens: r)
+        matmul([[(weights.output, w.logits)]], input: w.h, tokens: r)
         return (Array(UnsafeBufferPointer(start: w.logits, count: r * c.vocabSize)), hidden)
     }
 
@@ -145,11 +144,11 @@ package final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Rows of `m` that thread i of count computes: multiples of 16 for packed weights, else of 4, and of
-    /// m.rowGroup (whole heads of q and k where the epilogue needs them).
-    private func share(_ m: WeightMatrix, _ i: Int, _ count: Int) -> Range<Int> {
+    /// Pieces of `m`'s rows come in multiples of this: 16 for packed weights, else 4, and of m.rowGroup
+    /// (whole heads of q and k where the epilogue needs them, whole blocks of a Q8_0 KV cache for k and v).
+    private func granule(_ m: WeightMatrix) -> Int {
         let granule = m.packed ? 16 : 4
-        return ComputePool.share(of: m.rows, thread: i, of: count, granule: m.rowGroup % granule == 0 ? m.rowGroup : m.rowGroup * granule)
+        return m.rowGroup % granule == 0 ? m.rowGroup : m.rowGroup * granule
     }
 
     /// The input of the next products: optionally h = rmsnorm(x) * norm (into workspace.h), then its int8
@@ -173,29 +172,40 @@ package final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// out_m [tokens, W_m.rows] = input [tokens, W_m.columns] · W_mᵀ for every (W_m, out_m), in one pool
-    /// dispatch: each thread takes its share of every matrix's rows, then runs `then(i, count)`, which
-    /// may touch only that thread's rows of the outputs. Q8_0 weights read the input prepareInput
-    /// quantized, F32/F16 weights read `input` itself. All W_m have the same columns.
-    private func matmul(_ products: [(WeightMatrix, UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>, tokens: Int,
-                        then: ((Int, Int) -> Void)? = nil) {
+    /// out_m [tokens, W_m.rows] = input [tokens, W_m.columns] · W_mᵀ for every (W_m, out_m) of every part
+    /// (matrices with the same rows), in one pool dispatch: the threads take pieces of each part's rows as
+    /// they go (ComputePool.claim), compute every matrix of the part on them, then run `then(part, rows)`,
+    /// which may touch only those rows of that part's outputs. Q8_0 weights read the input prepareInput
+    /// quantized, F32/F16 weights read `input` itself. All W_m have the same columns. A row's result does
+    /// not depend on the piece it falls in.
+    private func matmul(_ parts: [[(WeightMatrix, UnsafeMutablePointer<Float>)]], input: UnsafeMutablePointer<Float>, tokens: Int,
+                        then: ((Int, Range<Int>) -> Void)? = nil) {
         let quantized = workspace.quantized!
-        pool.run { i, count in
-            for (m, out) in products {
-                Kernels.matmul(m.data, layout: m.layout, columns: m.columns, rows: self.share(m, i, count), x: input,
-                               quantized: quantized, tokens: tokens, into: out, outputStride: m.rows)
+        pool.run { _, _ in
+            for (part, products) in parts.enumerated() {
+                let first = products[0].0
+                // The many-column Q8_0 product (more than 8 tokens) widens the activations on each call:
+                // pieces of 64 rows or more keep that to a few percent. A few tokens' products take
+                // microseconds, where a call per small piece costs more than waiting would: at most
+                // about 2 pieces per thread.
+                let minimum = tokens > 8 ? 64 : first.rows / (2 * self.pool.threadCount)
+                while let rows = self.pool.claim(list: part, of: first.rows, granule: self.granule(first), minimum: minimum) {
+                    for (m, out) in products {
+                        Kernels.matmul(m.data, layout: m.layout, columns: m.columns, rows: rows, x: input,
+                                       quantized: quantized, tokens: tokens, into: out, outputStride: m.rows)
+                    }
+                    then?(part, rows)
+                }
             }
-            then?(i, count)
         }
     }
 
-    /// One thread's epilogue of the q, k, v products of layer l: biases (Qwen2), a norm per head of q and k
-    /// (Qwen3), RoPE on its rows of q and k (none on SmolLM3's every 4th layer), q rounded to the KV type
-    /// (KVStore.roundQueries), and its rows of k and v stored at each token's KV row.
-    private func ropeAndStoreKV(layer l: Int, step: Step, thread i: Int, of count: Int) {
+    /// The epilogue of rows `rows` of layer l's q (part 0), k (1) or v (2) product: biases (Qwen2), a norm
+    /// per head of q and k (Qwen3), RoPE on q and k (none on SmolLM3's every 4th layer), q rounded to the
+    /// KV type (KVStore.roundQueries), k and v stored at each token's KV row.
+    private func ropeAndStoreKV(layer l: Int, step: Step, part: Int, rows: Range<Int>) {
         let c = config, w = workspace, kv = step.kvStore
         let layer = weights.layers[l]
-        let qs = share(layer.query, i, count), ks = share(layer.key, i, count), vs = share(layer.value, i, count)
         let rd = c.ropeDimensionCount, hd = c.headDim, rotates = c.usesRope(layer: l)
         /// The epilogue of one of q, k: bias, norm per head, RoPE, over `values` of one token's row `x`.
         func finish(_ x: UnsafeMutablePointer<Float>, values: Range<Int>, bias: [Float]?, norm: [Float]?, table: UnsafePointer<Float>) {
@@ -211,21 +221,29 @@ package final class LlamaModel: @unchecked Sendable {
             }
         }
         for t in 0..<step.kvRows.count {
-            let table = w.rope + t * rd, q = w.q + t * c.queryWidth, k = w.k + t * c.kvWidth, v = w.v + t * c.kvWidth
-            finish(q, values: qs, bias: layer.queryBias, norm: layer.queryNorm, table: table)
-            kv.roundQueries(q + qs.lowerBound, count: qs.count)
-            finish(k, values: ks, bias: layer.keyBias, norm: layer.keyNorm, table: table)
-            if let bias = layer.valueBias { for j in vs { v[j] += bias[j] } }
-            kv.store(k + ks.lowerBound, into: kv.keys[l], row: step.kvRows[t], offset: ks.lowerBound, count: ks.count)
-            kv.store(v + vs.lowerBound, into: kv.values[l], row: step.kvRows[t], offset: vs.lowerBound, count: vs.count)
+            let table = w.rope + t * rd
+            switch part {
+            case 0:
+                let q = w.q + t * c.queryWidth
+                finish(q, values: rows, bias: layer.queryBias, norm: layer.queryNorm, table: table)
+                kv.roundQueries(q + rows.lowerBound, count: rows.count)
+            case 1:
+                let k = w.k + t * c.kvWidth
+                finish(k, values: rows, bias: layer.keyBias, norm: layer.keyNorm, table: table)
+                kv.store(k + rows.lowerBound, into: kv.keys[l], row: step.kvRows[t], offset: rows.lowerBound, count: rows.count)
+            default:
+                let v = w.v + t * c.kvWidth
+                if let bias = layer.valueBias { for j in rows { v[j] += bias[j] } }
+                kv.store(v + rows.lowerBound, into: kv.values[l], row: step.kvRows[t], offset: rows.lowerBound, count: rows.count)
+            }
         }
     }
 
-    /// x[t, share] += a[t, share] for every token t: a thread's part of a residual connection.
-    private func addResidual(_ a: UnsafeMutablePointer<Float>, share: Range<Int>, tokens: Int) {
+    /// x[t, rows] += a[t, rows] for every token t: one piece of a residual connection.
+    private func addResidual(_ a: UnsafeMutablePointer<Float>, rows: Range<Int>, tokens: Int) {
         let x = workspace.x!, width = config.embeddingLength
         for t in 0..<tokens {
-            for j in share { x[t * width + j] += a[t * width + j] }
+            for j in rows { x[t * width + j] += a[t * width + j] }
         }
     }
 }

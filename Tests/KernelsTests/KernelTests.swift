@@ -479,6 +479,38 @@ func forEachISA(_ body: (KernelISA) throws -> Void) rethrows {
         }
     }
 
+    /// Claimed pieces cover each work list exactly once across the participants, in multiples of the
+    /// granule, at least the minimum (but the last), larger first; every dispatch starts its lists anew.
+    @Test func claimedPiecesCoverEachListOnce() {
+        for threads in [1, 2, 3] {
+            let pool = ComputePool(threads: threads, spinMicroseconds: 50)
+            let lists = [(total: 576, granule: 4, minimum: 16), (total: 192, granule: 32, minimum: 64), (total: 1537, granule: 4, minimum: 1)]
+            let claimed = UnsafeMutablePointer<[(list: Int, rows: Range<Int>)]>.allocate(capacity: threads)
+            defer { claimed.deinitialize(count: threads); claimed.deallocate() }
+            claimed.initialize(repeating: [], count: threads)
+            for _ in 0..<3 {
+                for i in 0..<threads { claimed[i] = [] }
+                pool.run { i, _ in
+                    for (list, l) in lists.enumerated() {
+                        while let rows = pool.claim(list: list, of: l.total, granule: l.granule, minimum: l.minimum) {
+                            claimed[i].append((list, rows))
+                        }
+                    }
+                }
+                let all = (0..<threads).flatMap { claimed[$0] }
+                for (list, l) in lists.enumerated() {
+                    let pieces = all.filter { $0.list == list }.map(\.rows).sorted { $0.lowerBound < $1.lowerBound }
+                    #expect(pieces.first?.lowerBound == 0 && pieces.last?.upperBound == l.total)
+                    #expect(zip(pieces, pieces.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+                    #expect(pieces.allSatisfy { $0.lowerBound % l.granule == 0 })
+                    #expect(pieces.dropLast().allSatisfy { $0.count >= l.minimum })
+                    #expect(zip(pieces, pieces.dropFirst()).dropLast().allSatisfy { $0.count >= $1.count })
+                    #expect(threads == 1 ? pieces.count == 1 : pieces.count >= 2)
+                }
+            }
+        }
+    }
+
     /// A level forced by a test holds on its thread only: other threads (a model's pool workers, another
     /// test's forward pass) keep the detected level. A process-wide switch once flipped a real-model
     /// golden's near-tie while the kernel tests ran beside it.

@@ -147,5 +147,12 @@ void tally_pool_destroy(tally_pool *pool);
 int tally_pool_threads(const tally_pool *pool);
 /// Runs fn(context, i, n) on every participant i in [0, n) and returns when all are done.
 void tally_pool_run(tally_pool *pool, tally_pool_fn fn, void *context);
+/// Work lists a dispatch's participants share as they go: TALLY_POOL_LISTS of them, each a counter over
+/// [0, total) that starts at 0 in every dispatch.
+#define TALLY_POOL_LISTS 8
+/// Claims the next rows of list `list` inside a dispatch: [begin, *end) with begin returned, about
+/// remaining / (2 x threads) rows (guided self-scheduling: large pieces first, small ones at the end),
+/// at least `minimum`, a multiple of `granule` unless it ends at `total`. Returns -1 when none are left.
+int tally_pool_claim(tally_pool *pool, int list, int total, int granule, int minimum, int *end);
 
 #endif
