@@ -137,7 +137,7 @@ package final class KVStore: @unchecked Sendable {
     }
 
     /// Stores `count` values from `source` at value `offset` of `row` in one layer's keys or values. For
-    /// Q8_0, offset and count are multiples of 32 (the K and V products split between threads in whole
+    /// Q8_0, offset and count are multiples of 32 (the K and V products are cut into pieces of whole
     /// blocks: their row groups in Weights).
     @inline(__always)
     func store(_ source: UnsafePointer<Float>, into cache: UnsafeMutableRawPointer, row: Int, offset: Int, count: Int) {

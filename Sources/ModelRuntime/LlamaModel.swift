@@ -85,14 +85,14 @@ package final class LlamaModel: @unchecked Sendable {
             // att [n, queryWidth] = softmax(q·kᵀ / sqrt(headDim)) · v, causal, per head (GQA), in tiles
             attention(queries: w.q, keys: kv.keys[l], values: kv.values[l], shape: step.attentionShape, tables: step.tables,
                       tiles: step.plan.tiles, share: step.plan.share, pool: pool, scratch: w.scratch, into: w.attention)
-            // x [n, e] += Wo · att  (each thread adds its rows)
+            // x [n, e] += Wo · att  (each piece of rows added as it is done)
             prepareInput(w.attention, norm: nil, tokens: n, width: c.queryWidth)
             matmul([[(layer.output, w.h)]], input: w.attention, tokens: n) { _, rows in
                 self.addResidual(w.h, rows: rows, tokens: n)
             }
             // h [n, e] = rmsnorm(x) * ffn_norm, quantized
             prepareInput(w.x, norm: layer.feedForwardNorm, tokens: n, width: e)
-            // gate, up [n, ff] = h · Wgate, Wup; gate = silu(gate) * up (each thread on its rows)
+            // gate, up [n, ff] = h · Wgate, Wup; gate = silu(gate) * up (each piece of rows as it is done)
             matmul([[(layer.gate, w.gate), (layer.up, w.up)]], input: w.h, tokens: n) { _, s in
                 // gate and up rows come in the same pieces: a piece's SwiGLU needs only its own outputs
                 for t in 0..<n { swiglu(gate: w.gate + t * ff + s.lowerBound, up: w.up + t * ff + s.lowerBound, into: w.gate + t * ff + s.lowerBound, count: s.count) }

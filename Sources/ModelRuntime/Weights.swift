@@ -155,7 +155,7 @@ package struct ModelWeights: Sendable {
         // RoPE on halves and a norm per head both work on whole heads of q and k.
         let wholeHeads = c.ropeStyle == .halves || file.tensor(named: TensorName.attentionQueryNorm(0)) != nil
         let headRows = wholeHeads ? c.headDim : 1
-        // k and v rows are split between threads in whole 32-value blocks, which a Q8_0 KV cache stores.
+        // k and v rows are cut into pieces of whole 32-value blocks, which a Q8_0 KV cache stores.
         func lcm(_ a: Int, _ b: Int) -> Int { var (x, y) = (a, b); while y != 0 { (x, y) = (y, x % y) }; return a / x * b }
         var layers = try (0..<c.layerCount).map { i in
             LayerWeights(
