@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Side-by-side speed of tally's runtime and llama.cpp's llama-bench on the same Q8_0 file, in one run.
 
-Alternates the two programs (tally, llama.cpp, tally, llama.cpp, ...) so machine drift hits both alike,
-and prints medians and ratios for prompt processing (pp512) and batch-1 decode (tg128) at each thread
-count, plus tally's peak resident memory against the model file plus its KV cache.
+Alternates the two programs (tally, llama.cpp, llama.cpp, tally, tally, ...: who goes first swaps each
+round) so machine drift hits both alike, and prints medians for prompt processing (pp512) and batch-1
+decode (tg128) at each thread count, the median of the rounds' ratios with their range (this VM's speed
+moves 15-30 % within minutes, so a ratio taken within a round is steadier than a ratio of medians), and
+tally's peak resident memory against the model file plus its KV cache.
 
 llama-bench's tg128 generates from an empty context, so tally's tg is taken the same way (a 1-token
 prompt, then 128 tokens); "tg@512" is tally's decode after the 512-token prompt (its attention reads
@@ -65,10 +67,12 @@ def main():
         t_pp, t_tg, t_tg_long, t_rss, l_pp, l_tg, b_pp, b_tg, b_tg_long = [], [], [], [], [], [], [], [], []
         baseline = a.baseline_tally or (a.tally if a.baseline_kv_type else None)
         baseline_kv = a.baseline_kv_type or a.kv_type
-        for _ in range(a.rounds):
+        def run_tally():
             pp, tg_long, rss = tally_run(a.tally, a.model, threads, a.prompt, a.gen, a.kv_type)
             _, tg, _ = tally_run(a.tally, a.model, threads, 1, a.gen, a.kv_type)
             t_pp.append(pp); t_tg.append(tg); t_tg_long.append(tg_long); t_rss.append(rss)
+
+        def run_others():
             if a.llama_bench:
                 pp, tg = llama_run(a.llama_bench, a.model, threads, a.prompt, a.gen)
                 l_pp.append(pp); l_tg.append(tg)
@@ -76,34 +80,45 @@ def main():
                 pp, tg_long, _ = tally_run(baseline, a.model, threads, a.prompt, a.gen, baseline_kv)
                 _, tg, _ = tally_run(baseline, a.model, threads, 1, a.gen, baseline_kv)
                 b_pp.append(pp); b_tg.append(tg); b_tg_long.append(tg_long)
+
+        for round in range(a.rounds):
+            for run in ((run_tally, run_others) if round % 2 == 0 else (run_others, run_tally)):
+                run()
         r = {"tally_pp": statistics.median(t_pp), "tally_tg": statistics.median(t_tg),
              "tally_tg_after_prompt": statistics.median(t_tg_long), "tally_peak_rss_mb": max(t_rss) / 1024}
+        # Per-round ratios: median, min, max.
+        ratios = lambda xs, ys: [x / y for x, y in zip(xs, ys)]
+        spread = lambda rs: (statistics.median(rs), min(rs), max(rs))
         if l_pp:
-            r.update({"llama_pp": statistics.median(l_pp), "llama_tg": statistics.median(l_tg)})
+            r.update({"llama_pp": statistics.median(l_pp), "llama_tg": statistics.median(l_tg),
+                      "pp_ratio": spread(ratios(t_pp, l_pp)), "tg_ratio": spread(ratios(t_tg, l_tg))})
         if b_pp:
             r.update({"baseline_pp": statistics.median(b_pp), "baseline_tg": statistics.median(b_tg),
-                      "baseline_tg_after_prompt": statistics.median(b_tg_long)})
+                      "baseline_tg_after_prompt": statistics.median(b_tg_long),
+                      "baseline_pp_ratio": spread(ratios(t_pp, b_pp)), "baseline_tg_ratio": spread(ratios(t_tg, b_tg)),
+                      "baseline_tg_after_prompt_ratio": spread(ratios(t_tg_long, b_tg_long))})
         results[threads] = r
 
     model_mb = os.path.getsize(a.model) / 2**20
     # tally generate allocates KV for prompt + gen tokens only: 30 layers x 2 x 192 values per token.
     row_bytes = {"f32": 4 * 192, "f16": 2 * 192, "q8_0": 192 // 32 * 34}[a.kv_type]
     kv_mb = (a.prompt + a.gen + 15) // 16 * 16 * 30 * 2 * row_bytes / 2**20
-    print(f"model {os.path.basename(a.model)} ({model_mb:.1f} MiB), pp{a.prompt} / tg{a.gen}, tally KV {a.kv_type}, {a.rounds} alternating rounds, medians")
-    print(f"{'threads':>7} {'tally pp':>9} {'llama pp':>9} {'ratio':>6} {'tally tg':>9} {'llama tg':>9} {'ratio':>6} {'tg@' + str(a.prompt):>9} {'tally RSS MiB':>14}")
+    print(f"model {os.path.basename(a.model)} ({model_mb:.1f} MiB), pp{a.prompt} / tg{a.gen}, tally KV {a.kv_type}, {a.rounds} alternating rounds, "
+          "medians; ratio: median of the rounds' ratios [min-max]")
+    f = lambda v: f"{v:9.1f}" if v else f"{'-':>9}"
+    ratio = lambda s: f"{s[0]:5.2f} [{s[1]:.2f}-{s[2]:.2f}]" if s else f"{'-':>17}"
+    print(f"{'threads':>7} {'tally pp':>9} {'llama pp':>9} {'ratio':>17} {'tally tg':>9} {'llama tg':>9} {'ratio':>17} {'tg@' + str(a.prompt):>9} {'tally RSS MiB':>14}")
     for threads, r in results.items():
-        lp, lt = r.get("llama_pp"), r.get("llama_tg")
-        f = lambda v: f"{v:9.1f}" if v else f"{'-':>9}"
-        ratio = lambda x, y: f"{x / y:6.2f}" if y else f"{'-':>6}"
-        print(f"{threads:>7} {f(r['tally_pp'])} {f(lp)} {ratio(r['tally_pp'], lp)} {f(r['tally_tg'])} {f(lt)} {ratio(r['tally_tg'], lt)} {f(r['tally_tg_after_prompt'])} {r['tally_peak_rss_mb']:14.1f}")
+        print(f"{threads:>7} {f(r['tally_pp'])} {f(r.get('llama_pp'))} {ratio(r.get('pp_ratio'))} {f(r['tally_tg'])} {f(r.get('llama_tg'))} "
+              f"{ratio(r.get('tg_ratio'))} {f(r['tally_tg_after_prompt'])} {r['tally_peak_rss_mb']:14.1f}")
     if "baseline_pp" in next(iter(results.values())):
         label = f"KV {a.kv_type} against KV {a.baseline_kv_type or a.kv_type}" + (" of --baseline-tally" if a.baseline_tally else "")
         long = f"tg@{a.prompt}"
-        print(f"{'threads':>7} {'pp':>9} {'baseline':>9} {'ratio':>6} {'tg':>9} {'baseline':>9} {'ratio':>6} {long:>9} {'baseline':>9} {'ratio':>6}   ({label})")
+        print(f"{'threads':>7} {'pp':>9} {'baseline':>9} {'ratio':>17} {'tg':>9} {'baseline':>9} {'ratio':>17} {long:>9} {'baseline':>9} {'ratio':>17}   ({label})")
         for threads, r in results.items():
-            print(f"{threads:>7} {r['tally_pp']:9.1f} {r['baseline_pp']:9.1f} {r['tally_pp'] / r['baseline_pp']:6.2f} "
-                  f"{r['tally_tg']:9.1f} {r['baseline_tg']:9.1f} {r['tally_tg'] / r['baseline_tg']:6.2f} "
-                  f"{r['tally_tg_after_prompt']:9.1f} {r['baseline_tg_after_prompt']:9.1f} {r['tally_tg_after_prompt'] / r['baseline_tg_after_prompt']:6.2f}")
+            print(f"{threads:>7} {r['tally_pp']:9.1f} {r['baseline_pp']:9.1f} {ratio(r['baseline_pp_ratio'])} "
+                  f"{r['tally_tg']:9.1f} {r['baseline_tg']:9.1f} {ratio(r['baseline_tg_ratio'])} "
+                  f"{r['tally_tg_after_prompt']:9.1f} {r['baseline_tg_after_prompt']:9.1f} {ratio(r['baseline_tg_after_prompt_ratio'])}")
     print(f"memory budget: model {model_mb:.1f} + KV {kv_mb:.1f} + 64 = {model_mb + kv_mb + 64:.1f} MiB")
     json.dump(results, sys.stderr)
 
