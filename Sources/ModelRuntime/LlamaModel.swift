@@ -79,7 +79,7 @@ package final class LlamaModel: @unchecked Sendable {
             prepareInput(w.x, norm: layer.attentionNorm, tokens: n, width: e)
             // q [n, queryWidth], k and v [n, kvWidth] = h · Wq, Wk, Wv (+ biases); each piece of rows is then
             // normed (Qwen3), roped and stored
-            matmul([[(layer.query, w.q)], [(layer.key, w.k)], [(layer.value, w.v)]], input: w.h, tokens: n) { part, rows in
+            matmul([(0, layer.query, w.q), (1, layer.key, w.k), (2, layer.value, w.v)], input: w.h, tokens: n) { part, rows in
                 self.ropeAndStoreKV(layer: l, step: step, part: part, rows: rows)
             }
             // att [n, queryWidth] = softmax(q·kᵀ / sqrt(headDim)) · v, causal, per head (GQA), in tiles
@@ -87,19 +87,19 @@ package final class LlamaModel: @unchecked Sendable {
                       tiles: step.plan.tiles, share: step.plan.share, pool: pool, scratch: w.scratch, into: w.attention)
             // x [n, e] += Wo · att  (each piece of rows added as it is done)
             prepareInput(w.attention, norm: nil, tokens: n, width: c.queryWidth)
-            matmul([[(layer.output, w.h)]], input: w.attention, tokens: n) { _, rows in
+            matmul([(0, layer.output, w.h)], input: w.attention, tokens: n) { _, rows in
                 self.addResidual(w.h, rows: rows, tokens: n)
             }
             // h [n, e] = rmsnorm(x) * ffn_norm, quantized
             prepareInput(w.x, norm: layer.feedForwardNorm, tokens: n, width: e)
             // gate, up [n, ff] = h · Wgate, Wup; gate = silu(gate) * up (each piece of rows as it is done)
-            matmul([[(layer.gate, w.gate), (layer.up, w.up)]], input: w.h, tokens: n) { _, s in
+            matmul([(0, layer.gate, w.gate), (0, layer.up, w.up)], input: w.h, tokens: n) { _, s in
                 // gate and up rows come in the same pieces: a piece's SwiGLU needs only its own outputs
                 for t in 0..<n { swiglu(gate: w.gate + t * ff + s.lowerBound, up: w.up + t * ff + s.lowerBound, into: w.gate + t * ff + s.lowerBound, count: s.count) }
             }
             // x [n, e] += Wdown · gate
             prepareInput(w.gate, norm: nil, tokens: n, width: ff)
-            matmul([[(layer.down, w.h)]], input: w.gate, tokens: n) { _, rows in
+            matmul([(0, layer.down, w.h)], input: w.gate, tokens: n) { _, rows in
                 self.addResidual(w.h, rows: rows, tokens: n)
             }
         }
@@ -118,7 +118,7 @@ package final class LlamaModel: @unchecked Sendable {
             (w.x2 + i * e).update(from: w.x + t * e, count: e)
         }
         prepareInput(w.x2, norm: weights.outputNorm, tokens: r, width: e)
-        matmul([[(weights.output, w.logits)]], input: w.h, tokens: r)
+        matmul([(0, weights.output, w.logits)], input: w.h, tokens: r)
         return (Array(UnsafeBufferPointer(start: w.logits, count: r * c.vocabSize)), hidden)
     }
 
@@ -172,25 +172,26 @@ package final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// out_m [tokens, W_m.rows] = input [tokens, W_m.columns] · W_mᵀ for every (W_m, out_m) of every part
-    /// (matrices with the same rows), in one pool dispatch: the threads take pieces of each part's rows as
-    /// they go (ComputePool.claim), compute every matrix of the part on them, then run `then(part, rows)`,
-    /// which may touch only those rows of that part's outputs. Q8_0 weights read the input prepareInput
-    /// quantized, F32/F16 weights read `input` itself. All W_m have the same columns. A row's result does
-    /// not depend on the piece it falls in.
-    private func matmul(_ parts: [[(WeightMatrix, UnsafeMutablePointer<Float>)]], input: UnsafeMutablePointer<Float>, tokens: Int,
-                        then: ((Int, Range<Int>) -> Void)? = nil) {
+    /// out_m [tokens, W_m.rows] = input [tokens, W_m.columns] · W_mᵀ for every (part, W_m, out_m), in one
+    /// pool dispatch. A part (0, 1, ...) is matrices with the same rows: the threads take pieces of each
+    /// part's rows as they go (ComputePool.claim), compute every matrix of the part on them, then run
+    /// `then(part, rows)`, which may touch only those rows of that part's outputs. Q8_0 weights read the
+    /// input prepareInput quantized, F32/F16 weights read `input` itself. All W_m have the same columns. A
+    /// row's result does not depend on the piece it falls in. (One flat list: no array per part per step.)
+    private func matmul(_ products: [(part: Int, matrix: WeightMatrix, out: UnsafeMutablePointer<Float>)], input: UnsafeMutablePointer<Float>,
+                        tokens: Int, then: ((Int, Range<Int>) -> Void)? = nil) {
         let quantized = workspace.quantized!
+        let parts = products.reduce(0) { max($0, $1.part + 1) }
         pool.run { _, _ in
-            for (part, products) in parts.enumerated() {
-                let first = products[0].0
+            for part in 0..<parts {
+                guard let first = products.first(where: { $0.part == part })?.matrix else { continue }
                 // The many-column Q8_0 product (more than 8 tokens) widens the activations on each call:
                 // pieces of 64 rows or more keep that to a few percent. A few tokens' products take
                 // microseconds, where a call per small piece costs more than waiting would: at most
                 // about 2 pieces per thread.
                 let minimum = tokens > 8 ? 64 : first.rows / (2 * self.pool.threadCount)
                 while let rows = self.pool.claim(list: part, of: first.rows, granule: self.granule(first), minimum: minimum) {
-                    for (m, out) in products {
+                    for (p, m, out) in products where p == part {
                         Kernels.matmul(m.data, layout: m.layout, columns: m.columns, rows: rows, x: input,
                                        quantized: quantized, tokens: tokens, into: out, outputStride: m.rows)
                     }
